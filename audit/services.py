@@ -1,0 +1,166 @@
+"""Writing audit events. Called inside the caller's database transaction, as its last write."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import json
+
+from django.db import connection
+from django.utils import timezone
+
+from audit.chain import GENESIS, event_hash
+from audit.models import AuditLog
+from wallet_project.request_context import client_ip_var, request_id_var
+
+if TYPE_CHECKING:
+    from wallet_project.db import StatementBatch
+
+
+@dataclass
+class PendingEvent:
+    """An event computed in memory (hash included), inserted later in one statement."""
+
+    entity_type: str
+    entity_id: str
+    action: str
+    details: dict[str, Any]
+    actor_id: int | None
+    created_at: datetime
+    chain: str = ""
+    prev_hash: str = GENESIS
+    request_id: str | None = field(default_factory=request_id_var.get)
+    client_ip: str | None = field(default_factory=client_ip_var.get)
+    hash: str = ""
+
+    def __post_init__(self) -> None:
+        self.entity_id = str(self.entity_id)
+        self.hash = event_hash(
+            chain=self.chain,
+            prev_hash=self.prev_hash,
+            entity_type=self.entity_type,
+            entity_id=self.entity_id,
+            action=self.action,
+            details=self.details,
+            actor_id=self.actor_id,
+            request_id=self.request_id,
+            client_ip=self.client_ip,
+            created_at=self.created_at,
+        )
+
+    def as_row(self) -> tuple:
+        return (
+            self.entity_type,
+            self.entity_id,
+            self.action,
+            self.details,
+            self.actor_id,
+            self.request_id,
+            self.client_ip,
+            self.created_at,
+            self.chain,
+            self.prev_hash,
+            self.hash,
+        )
+
+
+EVENT_COLUMNS = (
+    "entity_type",
+    "entity_id",
+    "action",
+    "details",
+    "actor_id",
+    "request_id",
+    "client_ip",
+    "created_at",
+    "chain",
+    "prev_hash",
+    "hash",
+)
+
+
+def chain_head(*, chain: str) -> str:
+    """The hash of the newest event of `chain`; call it only while holding the chain's row lock."""
+    if not chain:
+        return GENESIS
+    head = (
+        AuditLog.objects.filter(chain=chain).order_by("-id").values_list("hash", flat=True).first()
+    )
+    return head or GENESIS
+
+
+def record_event(
+    *,
+    actor_id: int | None,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    details: dict[str, Any] | None = None,
+    chain: str = "",
+    created_at: datetime | None = None,
+) -> AuditLog:
+    """Append one event to `chain` (whose row lock the caller holds) in the caller's transaction.
+
+    The chain head is read here, so the caller must hold the lock named by the chain
+    (`user:<id>` the user row, `txn:<uuid>` the transaction row); an empty chain is unchained
+    and covered by the seals only.
+    """
+    event = PendingEvent(
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        action=action,
+        details=details or {},
+        actor_id=actor_id,
+        created_at=created_at or timezone.now(),
+        chain=chain,
+        prev_hash=chain_head(chain=chain),
+    )
+    return insert_events(events=[event])[0]
+
+
+def insert_events(*, events: list[PendingEvent]) -> list[AuditLog]:
+    """Insert computed events in one statement."""
+    rows = AuditLog.objects.bulk_create(
+        [
+            AuditLog(
+                entity_type=e.entity_type,
+                entity_id=e.entity_id,
+                action=e.action,
+                details=e.details,
+                actor_id=e.actor_id,
+                request_id=e.request_id,
+                client_ip=e.client_ip,
+                created_at=e.created_at,
+                chain=e.chain,
+                prev_hash=e.prev_hash,
+                hash=e.hash,
+            )
+            for e in events
+        ]
+    )
+    return rows
+
+
+def add_events(batch: "StatementBatch", *, events: list[PendingEvent]) -> None:
+    """Append the insert of computed audit events to `batch` (one statement for all)."""
+    if not events:
+        return
+    columns = list(zip(*(e.as_row() for e in events), strict=True))
+    columns[3] = tuple(json.dumps(d, separators=(",", ":")) for d in columns[3])
+    batch.add(
+        "INSERT INTO audit_logs (entity_type, entity_id, action, details, actor_id, request_id, "
+        "client_ip, created_at, chain, prev_hash, hash) "
+        "SELECT v.entity_type, v.entity_id, v.action, v.details::jsonb, v.actor_id, v.request_id,"
+        " v.client_ip::inet, v.created_at, v.chain, v.prev_hash, v.hash FROM unnest("
+        "%s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::bigint[], %s::varchar[], "
+        "%s::text[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[]) AS v("
+        "entity_type, entity_id, action, details, actor_id, request_id, client_ip, created_at, "
+        "chain, prev_hash, hash)",
+        [list(c) for c in columns],
+    )
+
+
+def lock_user_row(*, user_id: int) -> None:
+    """Lock one user row (the `user:<id>` chain). Order: users before balances."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", [user_id])

@@ -1,0 +1,98 @@
+"""The one place that locks balance rows.
+
+Global lock order, for every path that takes more than one kind of lock:
+1. transaction rows (`transactions.locks.lock_transaction`),
+2. user rows (`audit.services.lock_user_row`),
+3. balance rows, here, always sorted by primary key,
+so two movements touching the same balances can never wait on each other in a cycle.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+
+@dataclass
+class LockedBalance:
+    """A balance row read under `FOR UPDATE`; the values a movement may decide on."""
+
+    id: int
+    user_id: int
+    currency: str
+    amount: Decimal
+    entry_count: int
+    head_hash: str
+    is_active: bool
+
+
+@dataclass
+class LockedSet:
+    balances: dict[tuple[int, str], LockedBalance]
+    now: datetime  # the database clock, read after the locks: entries are ordered by it
+
+
+_LOCK_SQL = """
+SELECT b.id, b.user_id, b.currency, b.amount, b.entry_count, b.head_hash, u.is_active,
+       clock_timestamp()
+FROM balances b JOIN users u ON u.id = b.user_id
+WHERE (b.user_id, b.currency) IN ({pairs})
+ORDER BY b.id
+FOR UPDATE OF b
+"""
+
+_CREATE_SQL = """
+INSERT INTO balances (user_id, currency, amount, entry_count, head_hash, created_at,
+                      last_updated_at)
+SELECT v.user_id, v.currency, 0, 0, '', now(), now()
+FROM (VALUES {pairs}) v(user_id, currency)
+ON CONFLICT (user_id, currency) DO NOTHING
+"""
+
+
+def _select(cursor, keys: list[tuple[int, str]]) -> tuple[dict, datetime | None]:
+    pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(keys))
+    params = [v for key in keys for v in key]
+    cursor.execute(_LOCK_SQL.format(pairs=pairs), params)
+    found: dict[tuple[int, str], LockedBalance] = {}
+    now = None
+    for row in cursor.fetchall():
+        found[(row[1], row[2])] = LockedBalance(*row[:7])
+        now = row[7]
+    return found, now
+
+
+def lock_balances(
+    *, keys: list[tuple[int, str]], create_missing: list[tuple[int, str]] | None = None
+) -> LockedSet:
+    """Lock the balances of `keys` (user id, currency) in primary-key order, in one statement.
+
+    Rows in `create_missing` that do not exist yet are created first (a recipient's first
+    payment in a currency); keys that still have no row are simply absent from the result.
+    Must run inside the caller's atomic block.
+    """
+    unique = sorted(set(keys))
+    with connection.cursor() as cursor:
+        found, now = _select(cursor, unique)
+        missing = [k for k in sorted(set(create_missing or [])) if k not in found]
+        if missing:
+            pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
+            cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
+            found, now = _select(cursor, unique)
+        if now is None:
+            cursor.execute("SELECT clock_timestamp()")
+            now = cursor.fetchone()[0]
+    return LockedSet(balances=found, now=now)
+
+
+def lock_user_balances(*, user_id: int) -> list[LockedBalance]:
+    """Lock every balance of one user, in primary-key order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT b.id, b.user_id, b.currency, b.amount, b.entry_count, b.head_hash, "
+            "u.is_active FROM balances b JOIN users u ON u.id = b.user_id "
+            "WHERE b.user_id = %s ORDER BY b.id FOR UPDATE OF b",
+            [user_id],
+        )
+        return [LockedBalance(*row) for row in cursor.fetchall()]

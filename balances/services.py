@@ -1,0 +1,113 @@
+"""Posting money to balances: the one writer of balances, balance entries and their events."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from audit.services import PendingEvent
+from balances.locks import LockedSet
+from transactions.money import format_amount
+from wallet_project.db import StatementBatch
+from wallet_project.errors import InsufficientFundsError
+
+
+@dataclass
+class Posting:
+    """One leg of a movement: `delta` on (user, currency), or on the world account (user None)."""
+
+    transaction_id: str
+    user_id: int | None
+    currency: str
+    delta: Decimal
+
+
+@dataclass
+class PostingResult:
+    balance_after: dict[tuple[int, str], Decimal] = field(default_factory=dict)
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+def plan_postings(
+    *, locked: LockedSet, postings: list[Posting], actor_id: int | None, now: datetime
+) -> tuple[StatementBatch, PostingResult]:
+    """Apply `postings` in memory to the locked balances and build the writes.
+
+    Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
+    would go below zero (nothing has been written then). Returns the batch of statements
+    (balance update, entries, balance events) for the caller to extend and execute.
+    """
+    result = PostingResult()
+    touched: dict[int, object] = {}
+    entry_rows: list[tuple] = []
+    for posting in postings:
+        if posting.user_id is None:
+            entry_rows.append(
+                (None, None, posting.currency, posting.transaction_id, posting.delta, None)
+            )
+            continue
+        balance = locked.balances[(posting.user_id, posting.currency)]
+        new_amount = balance.amount + posting.delta
+        if new_amount < 0:
+            raise InsufficientFundsError(
+                details={
+                    "currency": posting.currency,
+                    "available": format_amount(balance.amount, posting.currency),
+                }
+            )
+        balance.amount = new_amount
+        balance.entry_count += 1
+        event = PendingEvent(
+            entity_type="balance",
+            entity_id=str(balance.id),
+            action="balance.changed",
+            details={
+                "user_id": balance.user_id,
+                "currency": balance.currency,
+                "delta": format_amount(posting.delta, posting.currency),
+                "balance_after": format_amount(new_amount, posting.currency),
+                "transaction_id": posting.transaction_id,
+                "seq": balance.entry_count,
+            },
+            actor_id=actor_id,
+            created_at=now,
+            chain=f"balance:{balance.id}",
+            prev_hash=balance.head_hash,
+        )
+        balance.head_hash = event.hash
+        result.events.append(event)
+        touched[balance.id] = balance
+        result.balance_after[(balance.user_id, balance.currency)] = new_amount
+        entry_rows.append(
+            (
+                balance.id,
+                balance.user_id,
+                posting.currency,
+                posting.transaction_id,
+                posting.delta,
+                new_amount,
+            )
+        )
+    batch = StatementBatch()
+    if touched:
+        rows = list(touched.values())
+        batch.add(
+            "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "
+            "head_hash = v.head_hash, last_updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::varchar[]) "
+            "AS v(id, amount, entry_count, head_hash) WHERE b.id = v.id",
+            [
+                now,
+                [b.id for b in rows],
+                [b.amount for b in rows],
+                [b.entry_count for b in rows],
+                [b.head_hash for b in rows],
+            ],
+        )
+    columns = list(zip(*entry_rows, strict=True))
+    batch.add(
+        "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "
+        "balance_after, created_at) SELECT v.*, %s FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::varchar[], %s::uuid[], %s::numeric[], %s::numeric[]) AS v",
+        [now, *[list(c) for c in columns]],
+    )
+    return batch, result

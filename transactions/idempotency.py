@@ -1,0 +1,152 @@
+"""Idempotency keys: claim inside the movement's transaction, replay the stored response.
+
+A key is scoped to the authenticated user. The request fingerprint is the method, the path
+(without a trailing slash) and the parsed JSON body with sorted keys.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from transactions.models import IdempotencyKey
+from wallet_project.db import StatementBatch
+from wallet_project.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    ValidationFailedError,
+)
+
+MAX_KEY_LENGTH = 255
+RETENTION = timedelta(hours=24)
+
+
+class IdempotentReplay(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The key was already used for this request: answer with the stored response."""
+
+    def __init__(self, *, status: int, body: Any, transaction_id: str | None):
+        super().__init__("idempotent replay")
+        self.status = status
+        self.body = body
+        self.transaction_id = transaction_id
+
+
+@dataclass
+class IdempotencyRequest:
+    user_id: int
+    key: str
+    fingerprint: str
+    render: Callable[[Any], tuple[int, Any]] | None = None
+    key_id: int | None = None
+
+
+def validate_key(raw: str) -> str:
+    if not (1 <= len(raw) <= MAX_KEY_LENGTH) or not all(32 < ord(c) < 127 for c in raw):
+        raise ValidationFailedError(
+            "The Idempotency-Key header must be 1-255 printable ASCII characters.",
+            details={"Idempotency-Key": ["1-255 printable ASCII characters without spaces."]},
+        )
+    return raw
+
+
+def fingerprint(*, method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(
+        {"method": method.upper(), "path": path.rstrip("/"), "body": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _stored(*, user_id: int, key: str) -> IdempotencyKey | None:
+    return IdempotencyKey.objects.filter(user_id=user_id, key=key).first()
+
+
+def _replay_or_refuse(row: IdempotencyKey, fingerprint_: str) -> None:
+    if row.request_fingerprint != fingerprint_:
+        raise IdempotencyKeyReusedError(details={"key": row.key})
+    if row.state != "completed":
+        raise IdempotencyInProgressError(details={"key": row.key})
+    raise IdempotentReplay(
+        status=row.response_status,
+        body=row.response_body,
+        transaction_id=str(row.transaction_id) if row.transaction_id else None,
+    )
+
+
+def check_before(idempotency: IdempotencyRequest | None) -> None:
+    """Fast path before any work: raise IdempotentReplay or a 409 if the key is known."""
+    if idempotency is None:
+        return
+    row = _stored(user_id=idempotency.user_id, key=idempotency.key)
+    if row is not None:
+        _replay_or_refuse(row, idempotency.fingerprint)
+
+
+def claim_idempotency_key(*, idempotency: IdempotencyRequest | None) -> None:
+    """Insert the key row as the movement's first write (inside its atomic block).
+
+    A concurrent duplicate blocks on the unique index until the first commits, then
+    replays its stored response (IdempotentReplay) or is refused (409).
+    """
+    if idempotency is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO idempotency_keys (user_id, key, request_fingerprint, state, created_at) "
+            "VALUES (%s, %s, %s, 'in_progress', now()) ON CONFLICT (user_id, key) DO NOTHING "
+            "RETURNING id",
+            [idempotency.user_id, idempotency.key, idempotency.fingerprint],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        idempotency.key_id = row[0]
+        return
+    stored = _stored(user_id=idempotency.user_id, key=idempotency.key)
+    if stored is None:  # the other request rolled back between the two statements
+        raise IdempotencyInProgressError()
+    _replay_or_refuse(stored, idempotency.fingerprint)
+
+
+def complete_idempotency_key(
+    batch: StatementBatch, *, idempotency: IdempotencyRequest | None, result: Any
+) -> None:
+    """Store the response for `result` in the same statement as the movement's writes."""
+    if idempotency is None or idempotency.key_id is None or idempotency.render is None:
+        return
+    status, body = idempotency.render(result)
+    batch.add(
+        "UPDATE idempotency_keys SET state = 'completed', response_status = %s, "
+        "response_body = %s::jsonb, transaction_id = %s WHERE id = %s",
+        [status, json.dumps(body, default=str), getattr(result, "pk", None), idempotency.key_id],
+    )
+
+
+def store_refusal(*, idempotency: IdempotencyRequest, status: int, body: Any) -> None:
+    """Keep a 4xx refusal so a retry with the same key gets the same answer."""
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(
+                user_id=idempotency.user_id,
+                key=idempotency.key,
+                request_fingerprint=idempotency.fingerprint,
+                state="completed",
+                response_status=status,
+                response_body=body,
+                created_at=timezone.now(),
+            )
+    except IntegrityError:
+        return  # a concurrent duplicate stored its answer first
+
+
+def expire_idempotency_keys(*, older_than: timedelta = RETENTION) -> int:
+    """Delete keys older than the retention window (24 hours by default)."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,12 @@
+"""Locking transaction rows. Order: transaction rows before user rows before balance rows."""
+
+from transactions.models import Transaction
+from wallet_project.errors import NotFoundError
+
+
+def lock_transaction(*, transaction_id: object) -> Transaction:
+    """Lock one transaction row (`FOR UPDATE`); raises NotFoundError for an unknown id."""
+    try:
+        return Transaction.objects.select_for_update().get(pk=transaction_id)
+    except (Transaction.DoesNotExist, ValueError, TypeError):
+        raise NotFoundError("No such transaction.") from None

@@ -1,0 +1,168 @@
+"""Money at the edge: the only place that knows currency exponents, parses and renders amounts."""
+
+import time
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from django.conf import settings
+from rest_framework import serializers
+
+from wallet_project.errors import ValidationFailedError
+from wallet_project.parsers import ExponentNumber
+
+MAX_INTEGER_DIGITS = 18
+_CACHE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class CurrencyInfo:
+    code: str
+    exponent: int
+    enabled: bool
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.exponent)
+
+
+_currencies: dict[str, CurrencyInfo] = {}
+_loaded_at = 0.0
+
+
+def _load() -> dict[str, CurrencyInfo]:
+    global _currencies, _loaded_at  # noqa: PLW0603 - a process-wide read-through cache
+    if not _currencies or time.monotonic() - _loaded_at > _CACHE_SECONDS:
+        from transactions.models import Currency
+
+        _currencies = {
+            c.code: CurrencyInfo(c.code, c.exponent, c.enabled) for c in Currency.objects.all()
+        }
+        _loaded_at = time.monotonic()
+    return _currencies
+
+
+def forget_currencies() -> None:
+    """Drop the cache (after an admin changes a currency, and in tests)."""
+    global _loaded_at  # noqa: PLW0603
+    _loaded_at = 0.0
+
+
+def currency_info(code: str) -> CurrencyInfo:
+    """The enabled currency `code`; raises ValidationFailedError when unknown or disabled."""
+    info = _load().get(code)
+    if info is None or not info.enabled:
+        raise ValidationFailedError(
+            details={"currency": [f"'{code}' is not a supported currency."]}
+        )
+    return info
+
+
+def exponent_of(code: str) -> int:
+    info = _load().get(code)
+    return info.exponent if info else 2
+
+
+def quantize(amount: Decimal, code: str) -> Decimal:
+    """Round `amount` to the currency's minor unit (banker's rounding; callers pass exact values)."""
+    return amount.quantize(Decimal(1).scaleb(-exponent_of(code)), rounding=ROUND_HALF_EVEN)
+
+
+def format_amount(amount: Decimal | None, code: str) -> str | None:
+    """Render with exactly the currency's digits: `"10.50"`, `"1200"`, `"0.000"`."""
+    if amount is None:
+        return None
+    return f"{quantize(Decimal(amount), code):f}"
+
+
+def parse_amount(raw: object, code: str) -> Decimal:
+    """Parse a request amount (string or JSON number) strictly; raises ValueError with a reason."""
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError("Send the amount as a decimal string such as \"10.50\".")
+    if isinstance(raw, ExponentNumber):
+        raise ValueError("Exponent notation is not accepted.")
+    if isinstance(raw, int):
+        text = str(raw)
+    elif isinstance(raw, Decimal):
+        text = format(raw, "f") if raw.is_finite() else "NaN"
+    elif isinstance(raw, str):
+        text = raw.strip()
+    else:
+        raise ValueError("Send the amount as a decimal string such as \"10.50\".")
+    if not text or any(c in text for c in "eE") or text.lower() in {"nan", "inf", "infinity"}:
+        raise ValueError("A plain decimal number is required (no exponent, NaN or Infinity).")
+    body = text[1:] if text[0] in "+-" else text
+    if not body.replace(".", "", 1).isdigit():
+        raise ValueError("A valid number is required.")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError("A valid number is required.") from exc
+    if not value.is_finite():
+        raise ValueError("A finite amount is required.")
+    if value <= 0:
+        raise ValueError("The amount must be greater than zero.")
+    integer_part, _, fraction = body.partition(".")
+    if len(integer_part.lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"At most {MAX_INTEGER_DIGITS} integer digits are allowed.")
+    exponent = currency_info(code).exponent
+    if len(fraction) > exponent:
+        raise ValueError(f"{code} allows at most {exponent} decimal places.")
+    return value
+
+
+def resolve_currency(raw: object) -> str:
+    code = settings.DEFAULT_CURRENCY if raw in (None, "") else raw
+    if not isinstance(code, str):
+        raise ValidationFailedError(details={"currency": ["A currency code is required."]})
+    currency_info(code)
+    return code
+
+
+class CurrencyField(serializers.CharField):
+    """An enabled ISO 4217 code; omitted means the configured default currency."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 3)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("A currency code is required.")
+        info = _load().get(data)
+        if info is None or not info.enabled:
+            raise serializers.ValidationError(f"'{data}' is not a supported currency.")
+        return data
+
+
+class AmountField(serializers.Field):
+    """A money amount: parsed strictly against the sibling `currency` field, rendered as a string.
+
+    For input it keeps the raw value; `validate()` of the serializer calls `parse_amount` with
+    the currency once both are known (see `MoneyInputMixin`).
+    """
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class MoneyInputMixin:
+    """Serializer mixin: resolve `currency` (default) and parse `amount` against it."""
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        code = attrs.get("currency") or settings.DEFAULT_CURRENCY
+        try:
+            currency_info(code)
+        except ValidationFailedError as exc:
+            raise serializers.ValidationError(exc.details) from exc
+        attrs["currency"] = code
+        if "amount" in attrs:
+            try:
+                attrs["amount"] = parse_amount(attrs["amount"], code)
+            except ValueError as exc:
+                raise serializers.ValidationError({"amount": [str(exc)]}) from exc
+        return attrs

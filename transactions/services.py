@@ -1,0 +1,434 @@
+"""Money movement: credit, debit, transfer, reverse.
+
+Every public service owns one database transaction (`atomic(durable=True)`) wrapped in a
+bounded retry on lock conflicts, and makes a fixed, small number of round trips:
+1. claim the idempotency key (only when one is given),
+2. lock every balance row it touches in primary-key order, in one `SELECT ... FOR UPDATE`,
+3. one statement that updates the balances and inserts the transaction, the balance
+   entries, the audit events and the idempotency response,
+then commits. Decisions use only values read under the lock. Caches and counters are
+updated after commit.
+"""
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from accounts.models import User
+from audit.services import PendingEvent, add_events, chain_head
+from balances.locks import LockedSet, lock_balances
+from balances.services import Posting, plan_postings
+from transactions.idempotency import (
+    IdempotencyRequest,
+    claim_idempotency_key,
+    complete_idempotency_key,
+)
+from transactions.locks import lock_transaction
+from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
+from transactions.money import format_amount
+from wallet_project.db import StatementBatch, retry_on_lock_conflict
+from wallet_project.errors import (
+    AccountInactiveError,
+    ConflictError,
+    InsufficientFundsError,
+    InvalidStateError,
+    SameAccountError,
+)
+
+_after_commit_hooks: list[Callable[[list[Transaction]], None]] = []
+
+
+def on_movements_committed(hook: Callable[[list[Transaction]], None]) -> None:
+    """Register work to run after a movement commits (counters, caches); never inside the lock."""
+    _after_commit_hooks.append(hook)
+
+
+def _schedule_after_commit(txns: list[Transaction]) -> None:
+    if _after_commit_hooks:
+        transaction.on_commit(lambda: [hook(txns) for hook in _after_commit_hooks])
+
+
+def transaction_details(txn: Transaction) -> dict:
+    """What an event stores about a transaction: enough to rebuild it."""
+    code = txn.currency_id
+    return {
+        "type": txn.type,
+        "status": txn.status,
+        "from_user_id": txn.from_user_id,
+        "to_user_id": txn.to_user_id,
+        "amount": format_amount(txn.amount, code),
+        "currency": code,
+        "description": txn.description,
+        "reference": txn.reference,
+        "reversal_of": str(txn.reversal_of_id) if txn.reversal_of_id else None,
+        "failure_code": txn.failure_code,
+        "created_at": txn.created_at.isoformat() if txn.created_at else None,
+        "completed_at": txn.completed_at.isoformat() if txn.completed_at else None,
+    }
+
+
+def transaction_event(
+    *,
+    txn: Transaction,
+    action: str,
+    actor_id: int | None,
+    now: datetime,
+    prev_hash: str = "",
+    extra: dict | None = None,
+) -> PendingEvent:
+    return PendingEvent(
+        entity_type="transaction",
+        entity_id=str(txn.pk),
+        action=action,
+        details={**transaction_details(txn), **(extra or {})},
+        actor_id=actor_id,
+        created_at=now,
+        chain=f"txn:{txn.pk}",
+        prev_hash=prev_hash,
+    )
+
+
+_TXN_COLUMNS = (
+    "id",
+    "type",
+    "status",
+    "from_user_id",
+    "to_user_id",
+    "amount",
+    "currency",
+    "description",
+    "reference",
+    "reversal_of_id",
+    "failure_code",
+    "initiated_by_id",
+    "created_at",
+    "completed_at",
+)
+_TXN_TYPES = (
+    "uuid",
+    "varchar",
+    "varchar",
+    "bigint",
+    "bigint",
+    "numeric",
+    "varchar",
+    "varchar",
+    "varchar",
+    "uuid",
+    "varchar",
+    "bigint",
+    "timestamptz",
+    "timestamptz",
+)
+
+
+def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -> None:
+    """Insert transaction rows (built in memory) as one set-based statement of `batch`."""
+    rows = [
+        (
+            t.pk,
+            t.type,
+            t.status,
+            t.from_user_id,
+            t.to_user_id,
+            t.amount,
+            t.currency_id,
+            t.description,
+            t.reference,
+            t.reversal_of_id,
+            t.failure_code,
+            t.initiated_by_id,
+            t.created_at,
+            t.completed_at,
+        )
+        for t in txns
+    ]
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _TXN_TYPES)
+    batch.add(
+        f"INSERT INTO transactions ({', '.join(_TXN_COLUMNS)}) "  # noqa: S608 - fixed columns
+        f"SELECT * FROM unnest({arrays})",
+        [list(column) for column in zip(*rows, strict=True)],
+    )
+
+
+def legs_for(txn: Transaction) -> list[Posting]:
+    """The postings of a transaction: money leaves `from_user` (or the world), enters `to_user`."""
+    tid = str(txn.pk)
+    return [
+        Posting(tid, txn.from_user_id, txn.currency_id, -txn.amount),
+        Posting(tid, txn.to_user_id, txn.currency_id, txn.amount),
+    ]
+
+
+def ensure_active(*, locked: LockedSet, user_ids: list[int], currency: str) -> None:
+    for user_id in user_ids:
+        balance = locked.balances.get((user_id, currency))
+        if balance is not None and not balance.is_active:
+            raise AccountInactiveError(details={"user_id": user_id})
+
+
+def new_transaction(
+    *,
+    kind: str,
+    actor: User | None,
+    from_user_id: int | None,
+    to_user_id: int | None,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    reference: str | None = None,
+    status: str = TransactionStatus.COMPLETED,
+    now: datetime,
+) -> Transaction:
+    return Transaction(
+        id=uuid.uuid4(),
+        type=kind,
+        status=status,
+        from_user_id=from_user_id,
+        to_user_id=to_user_id,
+        amount=amount,
+        currency_id=currency,
+        description=description or "",
+        reference=reference,
+        initiated_by_id=actor.pk if actor else None,
+        created_at=now,
+        completed_at=now if status == TransactionStatus.COMPLETED else None,
+    )
+
+
+def _lock_parties(
+    *, from_user_id: int | None, to_user_id: int | None, currency: str
+) -> LockedSet:
+    keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
+    create = [(to_user_id, currency)] if to_user_id is not None else []
+    return lock_balances(keys=keys, create_missing=create)
+
+
+def _move(
+    *,
+    kind: str,
+    actor: User | None,
+    from_user_id: int | None,
+    to_user_id: int | None,
+    amount: Decimal,
+    currency: str,
+    description: str,
+    reference: str | None,
+    idempotency: IdempotencyRequest | None,
+) -> Transaction:
+    """The common body of credit, debit and transfer (inside the caller's atomic block)."""
+    claim_idempotency_key(idempotency=idempotency)
+    locked = _lock_parties(from_user_id=from_user_id, to_user_id=to_user_id, currency=currency)
+    parties = [u for u in (from_user_id, to_user_id) if u is not None]
+    ensure_active(locked=locked, user_ids=parties, currency=currency)
+    if from_user_id is not None and (from_user_id, currency) not in locked.balances:
+        raise InsufficientFundsError(
+            details={"currency": currency, "available": format_amount(Decimal(0), currency)}
+        )
+    txn = new_transaction(
+        kind=kind,
+        actor=actor,
+        from_user_id=from_user_id,
+        to_user_id=to_user_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        reference=reference,
+        now=locked.now,
+    )
+    actor_id = actor.pk if actor else None
+    batch, result = plan_postings(
+        locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
+    )
+    shown = from_user_id if from_user_id is not None else to_user_id
+    txn.balance_after = result.balance_after[(shown, currency)]
+    txn.balance_owner_id = shown
+    add_transaction_inserts(batch, txns=[txn])
+    event = transaction_event(
+        txn=txn, action="transaction.completed", actor_id=actor_id, now=locked.now
+    )
+    add_events(batch, events=[event, *result.events])
+    complete_idempotency_key(batch, idempotency=idempotency, result=txn)
+    batch.execute()
+    _schedule_after_commit([txn])
+    return txn
+
+
+@retry_on_lock_conflict
+@transaction.atomic(durable=True)
+def credit(
+    *,
+    actor: User | None,
+    user: User,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    reference: str | None = None,
+    idempotency: IdempotencyRequest | None = None,
+) -> Transaction:
+    """Add money to `user` from the world account.
+
+    Locks the user's balance (created on first use). Raises AccountInactiveError,
+    IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
+    """
+    return _move(
+        kind=TransactionType.CREDIT,
+        actor=actor,
+        from_user_id=None,
+        to_user_id=user.pk,
+        amount=amount,
+        currency=currency,
+        description=description,
+        reference=reference,
+        idempotency=idempotency,
+    )
+
+
+@retry_on_lock_conflict
+@transaction.atomic(durable=True)
+def debit(
+    *,
+    actor: User | None,
+    user: User,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    reference: str | None = None,
+    idempotency: IdempotencyRequest | None = None,
+) -> Transaction:
+    """Take money from `user` to the world account.
+
+    Locks the user's balance. Raises InsufficientFundsError, AccountInactiveError,
+    IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
+    """
+    return _move(
+        kind=TransactionType.DEBIT,
+        actor=actor,
+        from_user_id=user.pk,
+        to_user_id=None,
+        amount=amount,
+        currency=currency,
+        description=description,
+        reference=reference,
+        idempotency=idempotency,
+    )
+
+
+@retry_on_lock_conflict
+@transaction.atomic(durable=True)
+def transfer(
+    *,
+    actor: User | None,
+    sender: User,
+    recipient: User,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    reference: str | None = None,
+    idempotency: IdempotencyRequest | None = None,
+) -> Transaction:
+    """Move `amount` of `currency` from `sender` to `recipient`.
+
+    Locks both balance rows in primary-key order (the recipient's is created on first use).
+    Raises SameAccountError, AccountInactiveError, InsufficientFundsError,
+    IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
+    """
+    if sender.pk == recipient.pk:
+        raise SameAccountError(details={"to_user_id": recipient.pk})
+    return _move(
+        kind=TransactionType.TRANSFER,
+        actor=actor,
+        from_user_id=sender.pk,
+        to_user_id=recipient.pk,
+        amount=amount,
+        currency=currency,
+        description=description,
+        reference=reference,
+        idempotency=idempotency,
+    )
+
+
+def transition(*, txn: Transaction, target: str) -> None:
+    """Check a status change against the state machine; raise InvalidStateError if refused."""
+    if not can_transition(txn.status, target):
+        raise InvalidStateError(
+            f"A {txn.status} transaction cannot become {target}.",
+            details={"status": txn.status, "target": target},
+        )
+
+
+@retry_on_lock_conflict
+@transaction.atomic(durable=True)
+def reverse(
+    *,
+    actor: User,
+    transaction_id: object,
+    reason: str,
+    idempotency: IdempotencyRequest | None = None,
+) -> Transaction:
+    """Move a completed transaction's money back, in one step, and mark it `reversed`.
+
+    Locks the original transaction row, then the balances in primary-key order. Reversal is
+    a compliance operation, so it is allowed on inactive (frozen) accounts.
+    Raises NotFoundError, ConflictError (already reversed), InvalidStateError (not completed,
+    or a reversal), InsufficientFundsError (the recipient no longer has the money).
+    """
+    claim_idempotency_key(idempotency=idempotency)
+    original = lock_transaction(transaction_id=transaction_id)
+    if original.status == TransactionStatus.REVERSED:
+        raise ConflictError(
+            "This transaction has already been reversed.", details={"transaction_id": str(original.pk)}
+        )
+    if original.type == TransactionType.REVERSAL:
+        raise InvalidStateError("A reversal cannot be reversed.")
+    transition(txn=original, target=TransactionStatus.REVERSED)
+    code = original.currency_id
+    keys = [(u, code) for u in (original.from_user_id, original.to_user_id) if u is not None]
+    creates = [(original.from_user_id, code)] if original.from_user_id is not None else []
+    locked = lock_balances(keys=keys, create_missing=creates)
+    if original.to_user_id is not None and (original.to_user_id, code) not in locked.balances:
+        raise InsufficientFundsError(details={"currency": code})
+    now = locked.now
+    reversal = new_transaction(
+        kind=TransactionType.REVERSAL,
+        actor=actor,
+        from_user_id=original.to_user_id,
+        to_user_id=original.from_user_id,
+        amount=original.amount,
+        currency=code,
+        description=reason,
+        reference=original.reference,
+        now=now,
+    )
+    reversal.reversal_of_id = original.pk
+    batch, result = plan_postings(
+        locked=locked, postings=legs_for(reversal), actor_id=actor.pk, now=now
+    )
+    shown = reversal.from_user_id if reversal.from_user_id is not None else reversal.to_user_id
+    reversal.balance_after = result.balance_after[(shown, code)]
+    reversal.balance_owner_id = shown
+    add_transaction_inserts(batch, txns=[reversal])
+    batch.add(
+        "UPDATE transactions SET status = %s WHERE id = %s",
+        [TransactionStatus.REVERSED, original.pk],
+    )
+    original.status = TransactionStatus.REVERSED
+    reversed_event = transaction_event(
+        txn=original,
+        action="transaction.reversed",
+        actor_id=actor.pk,
+        now=now,
+        prev_hash=chain_head(chain=f"txn:{original.pk}"),
+        extra={"reversed_by": str(reversal.pk), "reason": reason},
+    )
+    completed = transaction_event(
+        txn=reversal, action="transaction.completed", actor_id=actor.pk, now=now
+    )
+    add_events(batch, events=[reversed_event, completed, *result.events])
+    complete_idempotency_key(batch, idempotency=idempotency, result=reversal)
+    batch.execute()
+    _schedule_after_commit([original, reversal])
+    return reversal

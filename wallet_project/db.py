@@ -1,0 +1,68 @@
+"""Bounded retry of a money transaction on deadlock or serialization failure."""
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from django.db import OperationalError, connection
+
+from wallet_project.errors import ServiceUnavailableError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+logger = logging.getLogger("wallet.db")
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+MAX_ATTEMPTS = 5
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def retry_on_lock_conflict(func: Callable[P, R]) -> Callable[P, R]:
+    """Re-run `func` (which owns its atomic block) up to MAX_ATTEMPTS times with jitter."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if not is_lock_conflict(exc) or connection.in_atomic_block:
+                    raise
+                if attempt == MAX_ATTEMPTS:
+                    logger.warning("lock conflict persisted", extra={"attempts": attempt})
+                    raise ServiceUnavailableError(
+                        "The ledger is busy; retry the request.", details={"retryable": True}
+                    ) from exc
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter only
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+class StatementBatch:
+    """Data-modifying statements sent to PostgreSQL as one statement (CTEs): one round trip.
+
+    Every part sees the same snapshot and the statement is atomic; foreign keys are
+    deferred to commit, so parts may reference rows inserted by other parts.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, list]] = []
+
+    def add(self, sql: str, params: list) -> None:
+        self.parts.append((sql, params))
+
+    def execute(self) -> None:
+        if not self.parts:
+            return
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(self.parts))
+        params = [p for _, part_params in self.parts for p in part_params]
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} SELECT 1", params)  # noqa: S608 - parts are our SQL

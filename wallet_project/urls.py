@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from wallet_project import envelope, health
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("transactions.urls")),
+    path("", include("balances.urls")),
+    path("", include("audit.urls")),
+]
+
+urlpatterns = [
+    re_path(r"^health/live/?$", health.live, name="health-live"),
+    re_path(r"^health/ready/?$", health.ready, name="health-ready"),
+    re_path(r"^metrics/?$", health.metrics, name="metrics"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    re_path(r"^(?!admin/).*$", envelope.not_found),
+]
+
+handler400 = "wallet_project.envelope.bad_request"
+handler403 = "wallet_project.envelope.permission_denied"
+handler404 = "wallet_project.envelope.not_found"
+handler500 = "wallet_project.envelope.server_error"
