@@ -102,11 +102,14 @@ def update_user(
         raise PermissionDeniedError("Only an admin can change a role or activation.")
     lock_user_row(user_id=user.pk)
     user.refresh_from_db()
-    if password is not None and not actor.is_admin:
-        if not current_password or not user.check_password(current_password):
-            raise ValidationFailedError(
-                details={"current_password": ["The current password is not correct."]}
-            )
+    if (
+        password is not None
+        and not actor.is_admin
+        and (not current_password or not user.check_password(current_password))
+    ):
+        raise ValidationFailedError(
+            details={"current_password": ["The current password is not correct."]}
+        )
     before = _user_details(user)
     if email is not None:
         email = _normalize_email(email)

@@ -1,6 +1,5 @@
-from wallet_project.routers import OptionalSlashRouter
-
 from accounts.views import AuthViewSet, UserViewSet
+from wallet_project.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("auth", AuthViewSet, basename="auth")

@@ -61,9 +61,7 @@ class AuthViewSet(viewsets.ViewSet):
         payload.is_valid(raise_exception=True)
         username = payload.validated_data["username"]
         throttles.ensure_username_not_locked(username=username)
-        user = authenticate(
-            request, username=username, password=payload.validated_data["password"]
-        )
+        user = authenticate(request, username=username, password=payload.validated_data["password"])
         if user is None:
             throttles.count_failure(username=username)
             known = selectors.list_users(search=None).filter(username__iexact=username).first()
@@ -92,7 +90,10 @@ class AuthViewSet(viewsets.ViewSet):
         except TokenError as exc:
             raise InvalidTokenError(str(exc)) from exc
         return Response(
-            {"access": payload.validated_data["access"], "refresh": payload.validated_data["refresh"]}
+            {
+                "access": payload.validated_data["access"],
+                "refresh": payload.validated_data["refresh"],
+            }
         )
 
     @extend_schema(
@@ -174,7 +175,9 @@ class UserViewSet(
     def partial_update(self, request: Request, pk=None) -> Response:
         return self._update(request, partial=True)
 
-    @extend_schema(responses={204: OpenApiResponse(description="Deactivated."), **ERRORS(403, 404, 409)})
+    @extend_schema(
+        responses={204: OpenApiResponse(description="Deactivated."), **ERRORS(403, 404, 409)}
+    )
     def destroy(self, request: Request, pk=None) -> Response:
         try:
             user = selectors.get_user_for_viewer(viewer=request.user, user_id=pk)

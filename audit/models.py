@@ -53,9 +53,9 @@ class AuditLog(models.Model):
     chain = models.CharField(max_length=80, blank=True, default="")
     prev_hash = models.CharField(max_length=64, blank=True, default="")
     hash = models.CharField(max_length=64)
-    txid = models.BigIntegerField(db_default=models.expressions.RawSQL(
-        "pg_current_xact_id()::text::bigint", []
-    ))
+    txid = models.BigIntegerField(
+        db_default=models.expressions.RawSQL("pg_current_xact_id()::text::bigint", [])
+    )
 
     class Meta:
         db_table = "audit_logs"

@@ -1,10 +1,9 @@
 """Writing audit events. Called inside the caller's database transaction, as its last write."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-import json
 
 from django.db import connection
 from django.utils import timezone

@@ -54,7 +54,11 @@ class Balance(models.Model):
 class BalanceEntry(models.Model):
     id = models.BigAutoField(primary_key=True)
     balance = models.ForeignKey(
-        Balance, null=True, blank=True, on_delete=models.PROTECT, related_name="entries",
+        Balance,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
         db_index=False,
     )
     user = models.ForeignKey(
@@ -66,7 +70,10 @@ class BalanceEntry(models.Model):
         db_index=False,
     )
     currency = models.ForeignKey(
-        "transactions.Currency", on_delete=models.PROTECT, db_column="currency", related_name="+",
+        "transactions.Currency",
+        on_delete=models.PROTECT,
+        db_column="currency",
+        related_name="+",
         db_index=False,
     )
     transaction = models.ForeignKey(
@@ -84,9 +91,7 @@ class BalanceEntry(models.Model):
             models.CheckConstraint(
                 condition=(
                     models.Q(balance__isnull=True, user__isnull=True, balance_after__isnull=True)
-                    | models.Q(
-                        balance__isnull=False, user__isnull=False, balance_after__gte=0
-                    )
+                    | models.Q(balance__isnull=False, user__isnull=False, balance_after__gte=0)
                 ),
                 name="balance_entry_world_or_user",
             ),

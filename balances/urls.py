@@ -1,6 +1,5 @@
-from wallet_project.routers import OptionalSlashRouter
-
 from balances.views import BalanceViewSet
+from wallet_project.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("balances", BalanceViewSet, basename="balance")

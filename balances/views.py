@@ -41,7 +41,9 @@ class BalanceViewSet(viewsets.ViewSet):
     def current(self, request: Request) -> Response:
         query = BalanceQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        user_id = resolve_subject_user_id(viewer=request.user, requested=query.validated_data.get("user_id"))
+        user_id = resolve_subject_user_id(
+            viewer=request.user, requested=query.validated_data.get("user_id")
+        )
         balances = selectors.list_current_balances(
             user_id=user_id, currency=query.validated_data.get("currency")
         )

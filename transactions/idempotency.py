@@ -26,7 +26,7 @@ MAX_KEY_LENGTH = 255
 RETENTION = timedelta(hours=24)
 
 
-class IdempotentReplay(Exception):  # noqa: N818 - a control-flow signal, not an error
+class IdempotentReplay(Exception):
     """The key was already used for this request: answer with the stored response."""
 
     def __init__(self, *, status: int, body: Any, transaction_id: str | None):

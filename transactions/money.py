@@ -30,7 +30,7 @@ _loaded_at = 0.0
 
 
 def _load() -> dict[str, CurrencyInfo]:
-    global _currencies, _loaded_at  # noqa: PLW0603 - a process-wide read-through cache
+    global _currencies, _loaded_at
     if not _currencies or time.monotonic() - _loaded_at > _CACHE_SECONDS:
         from transactions.models import Currency
 
@@ -43,7 +43,7 @@ def _load() -> dict[str, CurrencyInfo]:
 
 def forget_currencies() -> None:
     """Drop the cache (after an admin changes a currency, and in tests)."""
-    global _loaded_at  # noqa: PLW0603
+    global _loaded_at
     _loaded_at = 0.0
 
 
@@ -77,7 +77,7 @@ def format_amount(amount: Decimal | None, code: str) -> str | None:
 def parse_amount(raw: object, code: str) -> Decimal:
     """Parse a request amount (string or JSON number) strictly; raises ValueError with a reason."""
     if isinstance(raw, bool) or raw is None:
-        raise ValueError("Send the amount as a decimal string such as \"10.50\".")
+        raise ValueError('Send the amount as a decimal string such as "10.50".')
     if isinstance(raw, ExponentNumber):
         raise ValueError("Exponent notation is not accepted.")
     if isinstance(raw, int):
@@ -87,7 +87,7 @@ def parse_amount(raw: object, code: str) -> Decimal:
     elif isinstance(raw, str):
         text = raw.strip()
     else:
-        raise ValueError("Send the amount as a decimal string such as \"10.50\".")
+        raise ValueError('Send the amount as a decimal string such as "10.50".')
     if not text or any(c in text for c in "eE") or text.lower() in {"nan", "inf", "infinity"}:
         raise ValueError("A plain decimal number is required (no exponent, NaN or Infinity).")
     body = text[1:] if text[0] in "+-" else text

@@ -43,7 +43,7 @@ def get_transaction_for_viewer(*, viewer: User, transaction_id: object) -> Trans
 def list_transaction_history(
     *,
     user_id: int,
-    type: str | None = None,  # noqa: A002 - the API's filter name
+    type: str | None = None,
     status: str | None = None,
     currency: str | None = None,
     start: datetime | None = None,

@@ -3,7 +3,7 @@
 import functools
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
@@ -74,10 +74,14 @@ def idempotent(handler):
             return Response(
                 replay.body, status=replay.status, headers={"Idempotent-Replayed": "true"}
             )
-        except Exception as exc:  # noqa: BLE001 - rendered by the one handler, then stored
+        except Exception as exc:
             response = handle_exception(exc, self.get_exception_handler_context())
             code = response.data["error"]["code"]
-            if response.status_code < 500 and response.status_code != 429 and code not in NOT_STORED:
+            if (
+                response.status_code < 500
+                and response.status_code != 429
+                and code not in NOT_STORED
+            ):
                 store_refusal(idempotency=idem, status=response.status_code, body=response.data)
             return response
 
@@ -126,7 +130,9 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return super().retrieve(request, *args, **kwargs)
 
     def _respond(self, request: Request, txn: Transaction, code: int = 201) -> Response:
-        return Response(TransactionSerializer(txn, context={"viewer": request.user}).data, status=code)
+        return Response(
+            TransactionSerializer(txn, context={"viewer": request.user}).data, status=code
+        )
 
     @extend_schema(
         request=CreditInputSerializer,
@@ -178,7 +184,9 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         )
         recipient = get_active_user(user_id=data.pop("to_user_id"))
         if recipient is None:
-            raise NotFoundError("The recipient does not exist.", details={"to_user_id": ["Unknown user."]})
+            raise NotFoundError(
+                "The recipient does not exist.", details={"to_user_id": ["Unknown user."]}
+            )
         if idempotency:
             idempotency.render = _render_for(request, 201)
         txn = services.transfer(
@@ -197,7 +205,9 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
     @idempotent
-    def reverse(self, request: Request, pk: str, idempotency: IdempotencyRequest | None) -> Response:
+    def reverse(
+        self, request: Request, pk: str, idempotency: IdempotencyRequest | None
+    ) -> Response:
         payload = ReverseInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         if idempotency:

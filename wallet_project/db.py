@@ -40,7 +40,7 @@ def retry_on_lock_conflict(func: Callable[P, R]) -> Callable[P, R]:
                     raise ServiceUnavailableError(
                         "The ledger is busy; retry the request.", details={"retryable": True}
                     ) from exc
-                time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter only
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")
 
     return wrapper
@@ -65,4 +65,4 @@ class StatementBatch:
         ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(self.parts))
         params = [p for _, part_params in self.parts for p in part_params]
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {ctes} SELECT 1", params)  # noqa: S608 - parts are our SQL
+            cursor.execute(f"WITH {ctes} SELECT 1", params)

@@ -24,11 +24,11 @@ def error_response(
     return JsonResponse(error_body(code=code, message=message, details=details), status=status)
 
 
-def bad_request(request, exception=None):  # noqa: ARG001 - Django handler signature
+def bad_request(request, exception=None):
     return error_response(status=400, code="validation_error", message="Bad request.")
 
 
-def permission_denied(request, exception=None):  # noqa: ARG001
+def permission_denied(request, exception=None):
     return error_response(
         status=403,
         code="permission_denied",
@@ -36,15 +36,13 @@ def permission_denied(request, exception=None):  # noqa: ARG001
     )
 
 
-def not_found(request, exception=None):  # noqa: ARG001
+def not_found(request, exception=None):
     return error_response(status=404, code="not_found", message="Not found.")
 
 
-def server_error(request):  # noqa: ARG001
+def server_error(request):
     return error_response(status=500, code="internal_error", message="An internal error occurred.")
 
 
-def csrf_failure(request, reason=""):  # noqa: ARG001
-    return error_response(
-        status=403, code="permission_denied", message="CSRF verification failed."
-    )
+def csrf_failure(request, reason=""):
+    return error_response(status=403, code="permission_denied", message="CSRF verification failed.")

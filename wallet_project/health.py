@@ -22,7 +22,7 @@ def _database_ok() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001 - any failure means "down"
+    except Exception:
         return False
 
 
@@ -30,7 +30,7 @@ def _cache_ok() -> bool:
     try:
         cache.set("health:ready", "1", timeout=5)
         return cache.get("health:ready") == "1"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -43,7 +43,7 @@ def _broker_state() -> str:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0, timeout=1)
         return "ok"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "down"
 
 
@@ -52,7 +52,7 @@ def _reconciliation() -> dict | None:
         from audit.selectors import latest_reconciliation_summary
 
         return latest_reconciliation_summary()
-    except Exception:  # noqa: BLE001 - readiness never fails because of this detail
+    except Exception:
         return None
 
 

@@ -31,7 +31,7 @@ _DESCRIPTIONS = {
 }
 
 
-def ERRORS(*statuses: int) -> dict[int, OpenApiResponse]:  # noqa: N802 - reads like a constant
+def ERRORS(*statuses: int) -> dict[int, OpenApiResponse]:
     """Error responses for `extend_schema(responses=...)`, all in the one envelope."""
     return {
         status: OpenApiResponse(response=ErrorEnvelope, description=_DESCRIPTIONS[status])

@@ -21,7 +21,8 @@ INSECURE_SECRET_KEY = "django-insecure-development-only-key-change-me"  # noqa: 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=not IS_PRODUCTION)
 ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
+    "DJANGO_ALLOWED_HOSTS",
+    default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost", "testserver"],
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 ROOT_URLCONF = "wallet_project.urls"

@@ -199,9 +199,7 @@ def new_transaction(
     )
 
 
-def _lock_parties(
-    *, from_user_id: int | None, to_user_id: int | None, currency: str
-) -> LockedSet:
+def _lock_parties(*, from_user_id: int | None, to_user_id: int | None, currency: str) -> LockedSet:
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
     return lock_balances(keys=keys, create_missing=create)
@@ -380,7 +378,8 @@ def reverse(
     original = lock_transaction(transaction_id=transaction_id)
     if original.status == TransactionStatus.REVERSED:
         raise ConflictError(
-            "This transaction has already been reversed.", details={"transaction_id": str(original.pk)}
+            "This transaction has already been reversed.",
+            details={"transaction_id": str(original.pk)},
         )
     if original.type == TransactionType.REVERSAL:
         raise InvalidStateError("A reversal cannot be reversed.")

@@ -1,0 +1,75 @@
+# The only commands anyone needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast venv fmt lint typecheck migrations migrate worker beat bench up down stop browser-deps
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	PORT=$(PORT) $(PY) -m wallet_project.launcher run
+
+stop: venv
+	$(PY) -m wallet_project.launcher stop
+
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "[wallet] installing chromium and chromium-driver for the browser tests"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+				|| echo "[wallet] chromium could not be installed: browser tests will be skipped"; \
+		fi; \
+	fi
+
+test: venv browser-deps
+	@eval "$$($(PY) -m wallet_project.launcher env --mode test)" && \
+	$(VENV)/bin/ruff check . && \
+	$(VENV)/bin/ruff format --check . && \
+	$(PY) manage.py makemigrations --check --dry-run && \
+	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
+
+test-fast: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode test)" && \
+	$(VENV)/bin/pytest -m "not concurrency and not celery_worker and not browser" $(PYTEST_ARGS)
+
+fmt: venv
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy transactions/services balances/services.py || true
+
+migrations: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && $(PY) manage.py makemigrations
+
+migrate: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && $(PY) manage.py migrate
+
+worker: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && \
+	$(VENV)/bin/celery -A wallet_project worker -Q transactions,scheduled,maintenance -l INFO
+
+beat: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && \
+	$(VENV)/bin/celery -A wallet_project beat -l INFO
+
+bench: venv
+	@eval "$$($(PY) -m wallet_project.launcher env --mode test)" && $(PY) bench/run.py
+
+up:
+	docker compose -f docker/docker-compose.yml up -d --build
+
+down:
+	docker compose -f docker/docker-compose.yml down
