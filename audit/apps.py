@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "audit"
+
+    def ready(self) -> None:
+        from audit import metrics
+
+        metrics.register()

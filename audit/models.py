@@ -104,3 +104,21 @@ class AuditSeal(models.Model):
 
     def __str__(self) -> str:
         return f"seal #{self.pk} [{self.xid_from}, {self.xid_to}) {self.event_count} events"
+
+
+class ReconciliationRun(models.Model):
+    """The outcome of one check of the ledger invariants and the audit chain."""
+
+    id = models.BigAutoField(primary_key=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    checks = models.JSONField(default=dict)
+    problems = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "reconciliation_runs"
+        ordering = ("-id",)
+
+    def __str__(self) -> str:
+        return f"reconciliation #{self.pk} {'ok' if self.ok else 'DRIFT'} at {self.finished_at}"
