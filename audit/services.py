@@ -1,6 +1,5 @@
 """Writing audit events. Called inside the caller's database transaction, as its last write."""
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -142,20 +141,31 @@ def insert_events(*, events: list[PendingEvent]) -> list[AuditLog]:
 
 def add_events(batch: "StatementBatch", *, events: list[PendingEvent]) -> None:
     """Append the insert of computed audit events to `batch` (one statement for all)."""
+    from wallet_project.db import rows_source
+
     if not events:
         return
-    columns = list(zip(*(e.as_row() for e in events), strict=True))
-    columns[3] = tuple(json.dumps(d, separators=(",", ":")) for d in columns[3])
+    rows = [e.as_row() for e in events]
+    source, params = rows_source(
+        "v",
+        [
+            ("entity_type", "varchar"),
+            ("entity_id", "varchar"),
+            ("action", "varchar"),
+            ("details", "jsonb"),
+            ("actor_id", "bigint"),
+            ("request_id", "varchar"),
+            ("client_ip", "inet"),
+            ("created_at", "timestamptz"),
+            ("chain", "varchar"),
+            ("prev_hash", "varchar"),
+            ("hash", "varchar"),
+        ],
+        rows,
+    )
     batch.add(
-        "INSERT INTO audit_logs (entity_type, entity_id, action, details, actor_id, request_id, "
-        "client_ip, created_at, chain, prev_hash, hash) "
-        "SELECT v.entity_type, v.entity_id, v.action, v.details::jsonb, v.actor_id, v.request_id,"
-        " v.client_ip::inet, v.created_at, v.chain, v.prev_hash, v.hash FROM unnest("
-        "%s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::bigint[], %s::varchar[], "
-        "%s::text[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[]) AS v("
-        "entity_type, entity_id, action, details, actor_id, request_id, client_ip, created_at, "
-        "chain, prev_hash, hash)",
-        [list(c) for c in columns],
+        f"INSERT INTO audit_logs ({', '.join(EVENT_COLUMNS)}) SELECT * FROM {source}",  # noqa: S608
+        params,
     )
 
 

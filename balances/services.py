@@ -7,7 +7,7 @@ from decimal import Decimal
 from audit.services import PendingEvent
 from balances.locks import LockedSet
 from transactions.money import format_amount
-from wallet_project.db import StatementBatch
+from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
 
 
@@ -89,25 +89,36 @@ def plan_postings(
         )
     batch = StatementBatch()
     if touched:
-        rows = list(touched.values())
-        batch.add(
-            "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "
-            "head_hash = v.head_hash, last_updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::varchar[]) "
-            "AS v(id, amount, entry_count, head_hash) WHERE b.id = v.id",
+        source, params = rows_source(
+            "v",
             [
-                now,
-                [b.id for b in rows],
-                [b.amount for b in rows],
-                [b.entry_count for b in rows],
-                [b.head_hash for b in rows],
+                ("id", "bigint"),
+                ("amount", "numeric"),
+                ("entry_count", "bigint"),
+                ("head", "varchar"),
             ],
+            [(b.id, b.amount, b.entry_count, b.head_hash) for b in touched.values()],
         )
-    columns = list(zip(*entry_rows, strict=True))
+        batch.add(
+            "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
+            f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id",
+            [now, *params],
+        )
+    source, params = rows_source(
+        "v",
+        [
+            ("balance_id", "bigint"),
+            ("user_id", "bigint"),
+            ("currency", "varchar"),
+            ("transaction_id", "uuid"),
+            ("delta", "numeric"),
+            ("balance_after", "numeric"),
+        ],
+        entry_rows,
+    )
     batch.add(
-        "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "
-        "balance_after, created_at) SELECT v.*, %s FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::varchar[], %s::uuid[], %s::numeric[], %s::numeric[]) AS v",
-        [now, *[list(c) for c in columns]],
+        "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "  # noqa: S608
+        f"balance_after, created_at) SELECT v.*, %s::timestamptz FROM {source}",
+        [now, *params],
     )
     return batch, result

@@ -1,6 +1,7 @@
 """Bounded retry of a money transaction on deadlock or serialization failure."""
 
 import functools
+import json
 import logging
 import random
 import time
@@ -66,3 +67,23 @@ class StatementBatch:
         params = [p for _, part_params in self.parts for p in part_params]
         with connection.cursor() as cursor:
             cursor.execute(f"WITH {ctes} SELECT 1", params)
+
+
+def _json_value(value: object) -> str:
+    return str(value)  # Decimal, UUID, datetime: their text form is what PostgreSQL parses
+
+
+def rows_source(alias: str, columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
+    """A typed row source for `rows`, usable after FROM, passed as ONE jsonb parameter.
+
+    One parameter whatever the row count keeps the statement text constant, so the driver
+    caches it and the server runs it as a prepared statement; there is no limit on rows.
+    """
+    names = [name for name, _ in columns]
+    payload = json.dumps(
+        [dict(zip(names, row, strict=True)) for row in rows],
+        default=_json_value,
+        separators=(",", ":"),
+    )
+    record = ", ".join(f"{name} {kind}" for name, kind in columns)
+    return f"jsonb_to_recordset(%s::jsonb) AS {alias}({record})", [payload]

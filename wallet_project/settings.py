@@ -100,6 +100,8 @@ _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
+# Server-side parameter binding: typed parameters, no client-side quoting, prepared statements.
+_db["OPTIONS"]["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
 _db["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default=f"test_{_db['NAME']}")}
 DATABASES = {"default": _db}
 

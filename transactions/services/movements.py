@@ -29,7 +29,7 @@ from transactions.idempotency import (
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
 from transactions.money import format_amount
-from wallet_project.db import StatementBatch, retry_on_lock_conflict
+from wallet_project.db import StatementBatch, retry_on_lock_conflict, rows_source
 from wallet_project.errors import (
     AccountInactiveError,
     ConflictError,
@@ -91,38 +91,22 @@ def transaction_event(
     )
 
 
-_TXN_COLUMNS = (
-    "id",
-    "type",
-    "status",
-    "from_user_id",
-    "to_user_id",
-    "amount",
-    "currency",
-    "description",
-    "reference",
-    "reversal_of_id",
-    "failure_code",
-    "initiated_by_id",
-    "created_at",
-    "completed_at",
-)
-_TXN_TYPES = (
-    "uuid",
-    "varchar",
-    "varchar",
-    "bigint",
-    "bigint",
-    "numeric",
-    "varchar",
-    "varchar",
-    "varchar",
-    "uuid",
-    "varchar",
-    "bigint",
-    "timestamptz",
-    "timestamptz",
-)
+_TXN_COLUMNS = [
+    ("id", "uuid"),
+    ("type", "varchar"),
+    ("status", "varchar"),
+    ("from_user_id", "bigint"),
+    ("to_user_id", "bigint"),
+    ("amount", "numeric"),
+    ("currency", "varchar"),
+    ("description", "varchar"),
+    ("reference", "varchar"),
+    ("reversal_of_id", "uuid"),
+    ("failure_code", "varchar"),
+    ("initiated_by_id", "bigint"),
+    ("created_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+]
 
 
 def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -> None:
@@ -146,12 +130,9 @@ def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -
         )
         for t in txns
     ]
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _TXN_TYPES)
-    batch.add(
-        f"INSERT INTO transactions ({', '.join(_TXN_COLUMNS)}) "  # noqa: S608 - fixed columns
-        f"SELECT * FROM unnest({arrays})",
-        [list(column) for column in zip(*rows, strict=True)],
-    )
+    source, params = rows_source("v", _TXN_COLUMNS, rows)
+    names = ", ".join(name for name, _ in _TXN_COLUMNS)
+    batch.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
 
 
 def legs_for(txn: Transaction) -> list[Posting]:

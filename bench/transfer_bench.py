@@ -1,0 +1,403 @@
+"""Transfer throughput and latency: the service layer and the HTTP API, uniform and hot-account.
+
+    DATABASE_URL=... python bench/transfer_bench.py [--clients 1 8 32] [--duration 10]
+
+Each run uses 1,000 funded accounts in its own database (`wallet_bench`, recreated), worker
+processes with one thread and one connection per client, and checks conservation afterwards.
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = os.environ.get("BENCH_DATABASE", "wallet_bench")
+INITIAL = Decimal("1000000.00")
+
+
+def bench_database_url() -> str:
+    base = os.environ["DATABASE_URL"]
+    parsed = urlparse(base)
+    return parsed._replace(path=f"/{BENCH_DB}").geturl()
+
+
+def _django(database_url: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_DEBUG", "false")
+    import django
+
+    django.setup()
+
+
+# ------------------------------------------------------------------ setup
+def prepare(accounts: int) -> list[int]:
+    """Recreate the bench database, migrate, create and fund `accounts` users."""
+    import psycopg
+
+    admin_url = urlparse(os.environ["DATABASE_URL"])._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            [BENCH_DB],
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    _django(bench_database_url())
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts.models import User
+    from transactions import services
+
+    users = User.objects.bulk_create(
+        [
+            User(username=f"bench{i:04d}", email=f"bench{i:04d}@example.com", password="!")
+            for i in range(accounts)
+        ]
+    )
+    for user in users:
+        services.credit(actor=user, user=user, amount=INITIAL, currency="USD")
+    return [u.pk for u in users]
+
+
+def conservation_ok(expected_total: Decimal) -> tuple[bool, str]:
+    from django.db import connection
+
+    from audit.reconciliation import LEDGER_CHECKS
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(amount) FROM balances")
+        total = cursor.fetchone()[0]
+        problems = []
+        for name, sql in LEDGER_CHECKS.items():
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            if name == "zero_sum_per_currency":
+                rows = [r for r in rows if r[1] != 0]
+            if rows:
+                problems.append(name)
+    ok = total == expected_total and not problems
+    return ok, f"total {total} (expected {expected_total}) {'; '.join(problems) or 'invariants ok'}"
+
+
+# ------------------------------------------------------------------ load
+def _pair(ids: list[int], hot: bool, rng: random.Random) -> tuple[int, int]:
+    if hot:
+        return rng.choice(ids[1:]), ids[0]
+    a, b = rng.sample(ids, 2)
+    return a, b
+
+
+def _service_worker(args) -> dict:
+    database_url, ids, hot, threads, duration, start_at, audit = args
+    _django(database_url)
+    if not audit:
+        _without_audit_events()
+    from django.db import connection
+
+    from accounts.models import User
+    from transactions import services
+    from wallet_project.errors import WalletError
+
+    users = {u.pk: u for u in User.objects.filter(pk__in=ids)}
+    connection.close()
+    results: list[dict] = []
+
+    def loop(seed: int) -> None:
+        rng = random.Random(seed)
+        latencies: list[float] = []
+        errors: dict[str, int] = {}
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + duration
+        while time.time() < end:
+            a, b = _pair(ids, hot, rng)
+            began = time.perf_counter()
+            try:
+                services.transfer(
+                    actor=users[a],
+                    sender=users[a],
+                    recipient=users[b],
+                    amount=Decimal(rng.randint(1, 100)),
+                    currency="USD",
+                )
+                latencies.append(time.perf_counter() - began)
+            except WalletError as exc:
+                errors[exc.code] = errors.get(exc.code, 0) + 1
+            except Exception as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+        connection.close()
+        results.append({"latencies": latencies, "errors": errors})
+
+    workers = [
+        threading.Thread(target=loop, args=(random.randrange(10**9),)) for _ in range(threads)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return _merge(results)
+
+
+def _without_audit_events() -> None:
+    """For the chain-cost comparison only: the same transfer with no audit events written."""
+    from transactions.services import movements
+
+    movements.add_events = lambda batch, *, events: None
+    import audit.services
+
+    audit.services.event_hash = lambda **fields: ""
+
+
+def _http_worker(args) -> dict:
+    base, tokens, ids, hot, threads, duration, start_at = args
+    parsed = urlparse(base)
+    results: list[dict] = []
+
+    def loop(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        latencies: list[float] = []
+        errors: dict[str, int] = {}
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + duration
+        while time.time() < end:
+            a, b = _pair(ids, hot, rng)
+            body = json.dumps({"to_user_id": b, "amount": f"{rng.randint(1, 100)}.00"})
+            headers = {
+                "Authorization": f"Bearer {tokens[str(a)]}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex,
+            }
+            began = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/transactions/transfer", body, headers)
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status == 201:
+                    latencies.append(time.perf_counter() - began)
+                else:
+                    code = json.loads(payload).get("error", {}).get("code", str(response.status))
+                    errors[code] = errors.get(code, 0) + 1
+            except (OSError, http.client.HTTPException) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                conn.close()
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        conn.close()
+        results.append({"latencies": latencies, "errors": errors})
+
+    workers = [
+        threading.Thread(target=loop, args=(random.randrange(10**9),)) for _ in range(threads)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return _merge(results)
+
+
+def _merge(parts: list[dict]) -> dict:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    for part in parts:
+        latencies.extend(part["latencies"])
+        for code, n in part["errors"].items():
+            errors[code] = errors.get(code, 0) + n
+    return {"latencies": latencies, "errors": errors}
+
+
+def _split(clients: int) -> list[int]:
+    processes = min(clients, int(os.environ.get("BENCH_PROCESSES", "4")))
+    return [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+
+
+def _run_pool(worker, make_args, clients: int, duration: float) -> dict:
+    start_at = time.time() + 4.0
+    shares = _split(clients)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(len(shares)) as pool:
+        parts = pool.map(worker, [make_args(threads, start_at) for threads in shares])
+    merged = _merge(parts)
+    merged["duration"] = duration
+    return merged
+
+
+def summarize(name: str, clients: int, result: dict) -> dict:
+    lat = sorted(result["latencies"])
+    count = len(lat)
+    return {
+        "variant": name,
+        "clients": clients,
+        "tps": count / result["duration"],
+        "p50_ms": statistics.median(lat) * 1000 if lat else None,
+        "p99_ms": lat[min(count - 1, int(count * 0.99))] * 1000 if lat else None,
+        "errors": result["errors"],
+        "count": count,
+    }
+
+
+# ------------------------------------------------------------------ HTTP server
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(database_url: str, workers: int):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_DEBUG": "false",
+        "THROTTLE_USER": "100000000/min",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "wallet_project.wsgi:application",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/health/live")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def tokens_for(ids: list[int]) -> dict[str, str]:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from accounts.models import User
+
+    return {str(u.pk): str(AccessToken.for_user(u)) for u in User.objects.filter(pk__in=ids)}
+
+
+# ------------------------------------------------------------------ main
+def run(
+    *,
+    clients_list: list[int],
+    duration: float,
+    accounts: int = 1000,
+    http_workers: int = 4,
+    variants: tuple[str, ...] = ("service", "service-noaudit", "http"),
+) -> list[dict]:
+    ids = prepare(accounts)
+    database_url = bench_database_url()
+    rows: list[dict] = []
+    expected = INITIAL * accounts
+    for variant in variants:
+        for hot in (False, True):
+            if variant == "service-noaudit" and hot:
+                continue
+            name = f"{variant} {'hot' if hot else 'uniform'}"
+            for clients in clients_list:
+                if variant == "http":
+                    tokens = tokens_for(ids)
+                    with gunicorn(database_url, http_workers) as base:
+                        result = _run_pool(
+                            _http_worker,
+                            lambda threads, start_at, base=base, tokens=tokens, hot=hot: (
+                                base,
+                                tokens,
+                                ids,
+                                hot,
+                                threads,
+                                duration,
+                                start_at,
+                            ),
+                            clients,
+                            duration,
+                        )
+                else:
+                    audit = variant == "service"
+                    result = _run_pool(
+                        _service_worker,
+                        lambda threads, start_at, hot=hot, audit=audit: (
+                            database_url,
+                            ids,
+                            hot,
+                            threads,
+                            duration,
+                            start_at,
+                            audit,
+                        ),
+                        clients,
+                        duration,
+                    )
+                row = summarize(name, clients, result)
+                ok, note = conservation_ok(expected)
+                row["conserved"] = ok
+                row["check"] = note
+                rows.append(row)
+                print(
+                    f"{name:24} c={clients:<3} {row['tps']:8.1f}/s p50 {row['p50_ms'] or 0:7.2f} ms "
+                    f"p99 {row['p99_ms'] or 0:7.2f} ms errors {row['errors']} "
+                    f"{'conserved' if ok else 'NOT CONSERVED: ' + note}",
+                    flush=True,
+                )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--variants", nargs="+", default=["service", "service-noaudit", "http"])
+    parser.add_argument("--json", help="Write the rows to this file.")
+    args = parser.parse_args()
+    rows = run(
+        clients_list=args.clients,
+        duration=args.duration,
+        accounts=args.accounts,
+        variants=tuple(args.variants),
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+    return 0 if all(r["conserved"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
