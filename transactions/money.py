@@ -91,7 +91,8 @@ def parse_amount(raw: object, code: str) -> Decimal:
     if not text or any(c in text for c in "eE") or text.lower() in {"nan", "inf", "infinity"}:
         raise ValueError("A plain decimal number is required (no exponent, NaN or Infinity).")
     body = text[1:] if text[0] in "+-" else text
-    if not body.replace(".", "", 1).isdigit():
+    # ASCII only: str.isdigit() and Decimal() also read Arabic-Indic or full-width digits.
+    if not body.isascii() or not body.replace(".", "", 1).isdigit():
         raise ValueError("A valid number is required.")
     try:
         value = Decimal(text)
