@@ -12,6 +12,8 @@ from tests.accounts.factories import UserFactory
 from tests.ledger import assert_ledger_holds
 from transactions import money
 from transactions import services as money_services
+from transactions.currencies import seed_default_currencies
+from transactions.models import Currency
 
 
 @pytest.fixture(autouse=True)
@@ -29,20 +31,26 @@ def _fast_and_isolated(settings):
     money.forget_currencies()
 
 
+def _uses_database(request) -> bool:
+    return request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+
+
 @pytest.fixture(autouse=True)
 def _ledger_holds_after_each_test(request):
-    """After every database test, the ledger invariants hold."""
+    """Default currencies exist in every database test (a transactional test's flush removes
+    migration data), and after every database test the ledger invariants hold."""
+    if not _uses_database(request):
+        yield
+        return
+    for name in ("db", "transactional_db"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    seed_default_currencies(Currency)
+    money.forget_currencies()
     yield
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None and "db" not in request.fixturenames:
-        return
-    if "transactional_db" in request.fixturenames or (
-        marker is not None and marker.kwargs.get("transaction")
-    ):
-        assert_ledger_holds()
-        return
-    if "db" in request.fixturenames or marker is not None:
-        assert_ledger_holds()
+    assert_ledger_holds()
 
 
 @pytest.fixture

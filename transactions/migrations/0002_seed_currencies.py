@@ -1,25 +1,15 @@
 from django.db import migrations
 
-CURRENCIES = [
-    ("USD", "US Dollar", 2),
-    ("EUR", "Euro", 2),
-    ("GBP", "Pound Sterling", 2),
-    ("JPY", "Yen", 0),
-    ("KWD", "Kuwaiti Dinar", 3),
-]
+from transactions.currencies import DEFAULT_CURRENCIES, seed_default_currencies
 
 
 def seed(apps, schema_editor):
-    currency = apps.get_model("transactions", "Currency")
-    for code, name, exponent in CURRENCIES:
-        currency.objects.update_or_create(
-            code=code, defaults={"name": name, "exponent": exponent, "enabled": True}
-        )
+    seed_default_currencies(apps.get_model("transactions", "Currency"))
 
 
 def unseed(apps, schema_editor):
     apps.get_model("transactions", "Currency").objects.filter(
-        code__in=[c[0] for c in CURRENCIES]
+        code__in=[c[0] for c in DEFAULT_CURRENCIES]
     ).delete()
 
 
