@@ -166,3 +166,275 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+# ---------------------------------------------------------------- batches
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class BatchItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class TransferBatch(models.Model):
+    """Many transfers submitted at once (`transfer_batches`), processed by the worker pool.
+
+    `atomic` batches apply all items or none in one database transaction; a failing item
+    fails the whole batch (`failed`, `succeeded = 0`). Other batches are processed in
+    chunks by several workers, each item a normal transfer with the idempotency key
+    `batch:<id>:<index>`; the batch is `completed` once every item is done, whatever the
+    per-item outcomes. `processed = succeeded + failed <= total` always holds
+    (`batch_counts_consistent`); counters only grow, in one statement with the item update.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    atomic = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING
+    )
+    total = models.PositiveIntegerField()
+    processed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "transfer_batches"
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "transfer batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(processed=models.F("succeeded") + models.F("failed"))
+                & models.Q(processed__lte=models.F("total")),
+                name="batch_counts_consistent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_idx"),
+            models.Index(
+                fields=["updated_at"],
+                name="batch_unfinished_idx",
+                condition=models.Q(status__in=["pending", "processing"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.status} {self.processed}/{self.total})"
+
+
+class TransferBatchItem(models.Model):
+    """One requested transfer of a batch, as submitted, and its outcome.
+
+    The parties are plain ids (an unknown recipient is a per-item refusal, not a broken
+    foreign key); `transaction` is set once the item completed.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    batch = models.ForeignKey(
+        TransferBatch, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
+    index = models.PositiveIntegerField()
+    from_user_id = models.BigIntegerField()
+    to_user_id = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=24, decimal_places=3)
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=500, blank=True, default="")
+    reference = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=BatchItemStatus.choices, default=BatchItemStatus.PENDING
+    )
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    error_code = models.CharField(max_length=64, null=True, blank=True)
+    error_message = models.CharField(max_length=500, null=True, blank=True)
+
+    class Meta:
+        db_table = "transfer_batch_items"
+        ordering = ("batch_id", "index")
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="batch_item_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="batch_item_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} #{self.index} ({self.status})"
+
+
+# ---------------------------------------------------------------- scheduled transfers
+
+
+class ScheduleInterval(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+
+
+class ScheduleStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ScheduledRunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+class ScheduledTransfer(models.Model):
+    """A transfer to run once (`run_at`) or on a calendar (`interval`, until `end_at`).
+
+    Tables: `scheduled_transfers` (this) and `scheduled_runs` (one row per run).
+
+    Runs: occurrence k falls at `run_at + k * interval` (months keep the anchor's day,
+    clamped to the month's end). The scheduler claims due rows with
+    `SELECT ... FOR UPDATE SKIP LOCKED`, records the run (`run_number = run_count + 1`,
+    `UNIQUE (schedule, run_number)`) and moves `next_run_at` in the same transaction, so
+    two schedulers never claim the same run. The run then executes as a normal transfer
+    with the idempotency key `schedule:<id>:<run_number>`, so a redelivered run never
+    moves money twice. Occurrences missed while the scheduler was down are not replayed
+    in a burst: one run executes, and `next_run_at` jumps to the next future occurrence.
+
+    Failure policy: a failed run (e.g. insufficient funds) is recorded with its error
+    and the schedule carries on; after MAX_CONSECUTIVE_FAILURES (3) failed runs in a row
+    a recurring schedule is `paused` (resume it to continue). A successful run resets
+    the count. A one-time schedule is `completed` after its run, whatever its outcome.
+
+    Statuses: `active` -> `paused` <-> `active`; `active | paused` -> `cancelled`;
+    `active` -> `completed` (no occurrence left). `completed` and `cancelled` are final.
+    Every change writes an audit event on the chain `schedule:<id>`, under the row lock.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    from_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    to_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    amount = models.DecimalField(max_digits=24, decimal_places=3)
+    currency = models.ForeignKey(
+        Currency, on_delete=models.PROTECT, db_column="currency", related_name="+"
+    )
+    description = models.CharField(max_length=500, blank=True, default="")
+    interval = models.CharField(
+        max_length=16, choices=ScheduleInterval.choices, null=True, blank=True
+    )
+    run_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ScheduleStatus.choices, default=ScheduleStatus.ACTIVE
+    )
+    run_count = models.PositiveIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "scheduled_transfers"
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="schedule_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end_at__isnull=True)
+                | models.Q(interval__isnull=False, end_at__gte=models.F("run_at")),
+                name="schedule_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="active") | models.Q(next_run_at__isnull=False),
+                name="schedule_active_has_next_run",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_run_at"],
+                name="schedule_due_idx",
+                condition=models.Q(status="active"),
+            ),
+            models.Index(fields=["-created_at", "-id"], name="schedule_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        every = self.interval or "once"
+        return f"{self.amount} {self.currency_id} {every} ({self.status})"
+
+
+class ScheduledRun(models.Model):
+    """One execution of a scheduled transfer: claimed (`pending`), then `completed` or `failed`."""
+
+    id = models.BigAutoField(primary_key=True)
+    schedule = models.ForeignKey(
+        ScheduledTransfer, on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
+    run_number = models.PositiveIntegerField()
+    run_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=ScheduledRunStatus.choices, default=ScheduledRunStatus.PENDING
+    )
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    error_code = models.CharField(max_length=64, null=True, blank=True)
+    error_message = models.CharField(max_length=500, null=True, blank=True)
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "scheduled_runs"
+        ordering = ("schedule_id", "run_number")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "run_number"], name="scheduled_run_unique_number"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="scheduled_run_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_number} of {self.schedule_id} ({self.status})"
