@@ -20,7 +20,7 @@ from django.db import transaction
 from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head
 from balances.locks import LockedSet, lock_balances
-from balances.services import Posting, plan_postings
+from balances.services import Posting, PostingResult, plan_postings
 from transactions.idempotency import (
     IdempotencyRequest,
     claim_idempotency_key,
@@ -46,7 +46,8 @@ def on_movements_committed(hook: Callable[[list[Transaction]], None]) -> None:
     _after_commit_hooks.append(hook)
 
 
-def _schedule_after_commit(txns: list[Transaction]) -> None:
+def schedule_after_commit(txns: list[Transaction]) -> None:
+    """Run the registered hooks with `txns` once the current transaction commits."""
     if _after_commit_hooks:
         transaction.on_commit(lambda: [hook(txns) for hook in _after_commit_hooks])
 
@@ -180,10 +181,35 @@ def new_transaction(
     )
 
 
-def _lock_parties(*, from_user_id: int | None, to_user_id: int | None, currency: str) -> LockedSet:
+def lock_parties(*, from_user_id: int | None, to_user_id: int | None, currency: str) -> LockedSet:
+    """Lock the balances of a movement's parties; the recipient's row is created on first use."""
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
     return lock_balances(keys=keys, create_missing=create)
+
+
+def plan_movement(
+    *, locked: LockedSet, txn: Transaction, actor_id: int | None
+) -> tuple[StatementBatch, PostingResult]:
+    """Check `txn` against its locked balances and plan its postings (nothing written yet).
+
+    Sets `txn.balance_after` for the account the money left (or entered, for a credit).
+    Raises AccountInactiveError, InsufficientFundsError.
+    """
+    currency = txn.currency_id
+    parties = [u for u in (txn.from_user_id, txn.to_user_id) if u is not None]
+    ensure_active(locked=locked, user_ids=parties, currency=currency)
+    if txn.from_user_id is not None and (txn.from_user_id, currency) not in locked.balances:
+        raise InsufficientFundsError(
+            details={"currency": currency, "available": format_amount(Decimal(0), currency)}
+        )
+    batch, result = plan_postings(
+        locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
+    )
+    shown = txn.from_user_id if txn.from_user_id is not None else txn.to_user_id
+    txn.balance_after = result.balance_after[(shown, currency)]
+    txn.balance_owner_id = shown
+    return batch, result
 
 
 def _move(
@@ -200,13 +226,7 @@ def _move(
 ) -> Transaction:
     """The common body of credit, debit and transfer (inside the caller's atomic block)."""
     claim_idempotency_key(idempotency=idempotency)
-    locked = _lock_parties(from_user_id=from_user_id, to_user_id=to_user_id, currency=currency)
-    parties = [u for u in (from_user_id, to_user_id) if u is not None]
-    ensure_active(locked=locked, user_ids=parties, currency=currency)
-    if from_user_id is not None and (from_user_id, currency) not in locked.balances:
-        raise InsufficientFundsError(
-            details={"currency": currency, "available": format_amount(Decimal(0), currency)}
-        )
+    locked = lock_parties(from_user_id=from_user_id, to_user_id=to_user_id, currency=currency)
     txn = new_transaction(
         kind=kind,
         actor=actor,
@@ -219,12 +239,7 @@ def _move(
         now=locked.now,
     )
     actor_id = actor.pk if actor else None
-    batch, result = plan_postings(
-        locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
-    )
-    shown = from_user_id if from_user_id is not None else to_user_id
-    txn.balance_after = result.balance_after[(shown, currency)]
-    txn.balance_owner_id = shown
+    batch, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
     add_transaction_inserts(batch, txns=[txn])
     event = transaction_event(
         txn=txn, action="transaction.completed", actor_id=actor_id, now=locked.now
@@ -232,7 +247,7 @@ def _move(
     add_events(batch, events=[event, *result.events])
     complete_idempotency_key(batch, idempotency=idempotency, result=txn)
     batch.execute()
-    _schedule_after_commit([txn])
+    schedule_after_commit([txn])
     return txn
 
 
@@ -410,5 +425,5 @@ def reverse(
     add_events(batch, events=[reversed_event, completed, *result.events])
     complete_idempotency_key(batch, idempotency=idempotency, result=reversal)
     batch.execute()
-    _schedule_after_commit([original, reversal])
+    schedule_after_commit([original, reversal])
     return reversal
