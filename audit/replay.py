@@ -8,6 +8,7 @@ Replaying them into scratch tables gives every balance and its whole history wit
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import connection, transaction
 
@@ -92,6 +93,7 @@ class ReplayReport:
     history_differences: list[dict] = field(default_factory=list)
     stream_problems: list[dict] = field(default_factory=list)
     rebuilt: int = 0
+    replayed: dict[tuple[int, str], Decimal] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -121,6 +123,7 @@ def replay_balances(
     *,
     until: datetime | None = None,
     rebuild: bool = False,
+    collect: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
     """Replay `balance.changed` events into scratch tables and compare with the live ledger.
@@ -128,9 +131,11 @@ def replay_balances(
     With `until`, the comparison is with the balances as of that instant (from the live
     history). With `rebuild` (not with `until`), live balances that differ are overwritten
     from the replay in this one transaction, each row locked in primary-key order first.
+    With `collect`, the report also holds every replayed balance.
     """
     report = ReplayReport(until=until)
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS replay_entries, replay_balances")
         cursor.execute(_SCRATCH)
         report.events = _load_events(cursor, until=until, progress=progress)
         cursor.execute("CREATE INDEX ON replay_entries (balance_id, seq)")
@@ -169,8 +174,12 @@ def replay_balances(
             }
             for t, u, rd, ld, ra, la in cursor.fetchall()
         ]
+        if collect:
+            cursor.execute("SELECT user_id, currency, amount FROM replay_balances")
+            report.replayed = {(u, c): a for u, c, a in cursor.fetchall()}
         if rebuild and not until and report.balance_differences:
             report.rebuilt = _rebuild(cursor, report)
+        cursor.execute("DROP TABLE replay_entries, replay_balances")
     return report
 
 
