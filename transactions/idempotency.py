@@ -14,7 +14,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from transactions.models import IdempotencyKey
+from transactions.models import IdempotencyKey, Transaction
 from wallet_project.db import StatementBatch
 from wallet_project.errors import (
     IdempotencyInProgressError,
@@ -121,10 +121,12 @@ def complete_idempotency_key(
     if idempotency is None or idempotency.key_id is None or idempotency.render is None:
         return
     status, body = idempotency.render(result)
+    # Only a transaction is linked; a batch or a schedule is found through the stored body.
+    txn_id = result.pk if isinstance(result, Transaction) else None
     batch.add(
         "UPDATE idempotency_keys SET state = 'completed', response_status = %s, "
         "response_body = %s::jsonb, transaction_id = %s WHERE id = %s",
-        [status, json.dumps(body, default=str), getattr(result, "pk", None), idempotency.key_id],
+        [status, json.dumps(body, default=str), txn_id, idempotency.key_id],
     )
 
 
