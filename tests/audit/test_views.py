@@ -9,12 +9,13 @@ pytestmark = pytest.mark.django_db
 
 def test_auditor_lists_events_newest_first_with_filters(auditor_client, funded_user):
     # given
-    user = funded_user("10.00")
+    funded_user("10.00")
+    txn_id = AuditLog.objects.get(action="transaction.completed").entity_id
     # when
     everything = auditor_client.get("/api/v1/audit-logs")
     by_action = auditor_client.get("/api/v1/audit-logs", {"action": "balance.changed"})
     by_entity = auditor_client.get(
-        "/api/v1/audit-logs/", {"entity_type": "user", "entity_id": str(user.pk)}
+        "/api/v1/audit-logs/", {"entity_type": "transaction", "entity_id": txn_id}
     )
     # then
     assert everything.status_code == 200
@@ -32,7 +33,7 @@ def test_auditor_lists_events_newest_first_with_filters(auditor_client, funded_u
         "hash",
     } == set(everything.json()["results"][0])
     assert {r["action"] for r in by_action.json()["results"]} == {"balance.changed"}
-    assert {r["entity_id"] for r in by_entity.json()["results"]} == {str(user.pk)}
+    assert {r["entity_id"] for r in by_entity.json()["results"]} == {txn_id}
 
 
 def test_actor_and_time_filters(admin_client, admin_user, funded_user):
