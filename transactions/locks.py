@@ -1,5 +1,7 @@
 """Locking transaction rows. Order: transaction rows before user rows before balance rows."""
 
+from django.core.exceptions import ValidationError
+
 from transactions.models import Transaction
 from wallet_project.errors import NotFoundError
 
@@ -8,5 +10,5 @@ def lock_transaction(*, transaction_id: object) -> Transaction:
     """Lock one transaction row (`FOR UPDATE`); raises NotFoundError for an unknown id."""
     try:
         return Transaction.objects.select_for_update().get(pk=transaction_id)
-    except (Transaction.DoesNotExist, ValueError, TypeError):
+    except (Transaction.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFoundError("No such transaction.") from None

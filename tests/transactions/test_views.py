@@ -521,11 +521,6 @@ def test_reversing_an_unknown_transaction_is_not_found(admin_client):
     assert_unchanged(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transactions/locks.py lock_transaction lets django's ValidationError for a "
-    "malformed UUID escape; the handler answers 400 validation_error instead of 404",
-)
 def test_reversing_a_malformed_id_is_not_found(admin_client):
     response = admin_client.post(f"{API}/not-a-uuid/reverse", {"reason": "x"}, format="json")
     assert_refused(response, 404, "not_found")

@@ -184,20 +184,14 @@ def test_reverse_refuses_when_the_recipient_spent_the_money(paid, admin_user):
     assert Transaction.objects.get(pk=paid.pk).status == TransactionStatus.COMPLETED
 
 
-MALFORMED_ID_BUG = (
-    "transactions/locks.py lock_transaction catches ValueError/TypeError but not the "
-    "django.core.exceptions.ValidationError a malformed UUID string raises"
-)
-
-
 @pytest.mark.parametrize(
     "transaction_id",
     [
         uuid.uuid4(),
         None,
         12,
-        pytest.param("not-a-uuid", marks=pytest.mark.xfail(strict=True, reason=MALFORMED_ID_BUG)),
-        pytest.param("", marks=pytest.mark.xfail(strict=True, reason=MALFORMED_ID_BUG)),
+        "not-a-uuid",
+        "",
     ],
 )
 def test_reverse_an_unknown_transaction_is_not_found(admin_user, transaction_id):
