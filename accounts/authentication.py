@@ -1,13 +1,67 @@
-"""Bearer JWT authentication; a deactivated user's tokens stop working at once."""
+"""Bearer JWT authentication; a deactivated user's tokens stop working at once.
 
+Failures carry the `API.md` codes as their DRF `default_code`: `token_expired` for a genuine
+token past its expiry (the signature is checked first, so a forged token is never "expired"),
+`invalid_token` for everything else (bad signature, wrong token type, unknown or inactive
+user, a password changed since the token was issued).
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from wallet_project.request_context import user_id_var
 
 
+class TokenExpiredFailure(exceptions.AuthenticationFailed):
+    default_detail = "The token has expired."
+    default_code = "token_expired"
+
+
+class InvalidTokenFailure(exceptions.AuthenticationFailed):
+    default_detail = "The token is invalid."
+    default_code = "invalid_token"
+
+
 class BearerAuthentication(JWTAuthentication):
+    """`Authorization: Bearer <access>`; binds the user id to the request's log context."""
+
     def authenticate(self, request):
         result = super().authenticate(request)
         if result is not None:
             user_id_var.set(result[0].pk)
         return result
+
+    def get_validated_token(self, raw_token: bytes):
+        for token_class in jwt_settings.AUTH_TOKEN_CLASSES:
+            try:
+                return token_class(raw_token)
+            except ExpiredTokenError as exc:
+                raise TokenExpiredFailure() from exc
+            except TokenError:
+                continue
+        raise InvalidTokenFailure()
+
+    def get_user(self, validated_token):
+        try:
+            return super().get_user(validated_token)
+        except exceptions.AuthenticationFailed as exc:
+            # Unknown user, inactive user, changed password: one answer, no account probing.
+            raise InvalidTokenFailure() from exc
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents `BearerAuthentication` in the OpenAPI schema as an HTTP bearer JWT."""
+
+    target_class = BearerAuthentication
+    name = "Bearer"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(
+            header_name="AUTHORIZATION",
+            token_prefix=jwt_settings.AUTH_HEADER_TYPES[0],
+            bearer_format="JWT",
+        )

@@ -5,10 +5,23 @@ from django.db.models import Q, QuerySet
 from accounts.models import User
 from wallet_project.errors import NotFoundError
 
+# users.id is a bigint: anything outside it names no user (and must not reach PostgreSQL).
+_MAX_ID = 2**63 - 1
+
+
+def _user_pk(value: object) -> int | None:
+    """A user primary key parsed from a path or body value, or None if it cannot be one."""
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    pk = int(text)
+    return pk if 0 < pk <= _MAX_ID else None
+
 
 def list_users(
     *, role: str | None = None, is_active: bool | None = None, search: str | None = None
 ) -> QuerySet[User]:
+    """Users filtered by role, activation and a username/email substring."""
     qs = User.objects.all()
     if role:
         qs = qs.filter(role=role)
@@ -21,11 +34,8 @@ def list_users(
 
 def get_user_for_viewer(*, viewer: User, user_id: object) -> User:
     """A user the viewer may see (self, or anyone for admins/auditors); else NotFoundError."""
-    try:
-        pk = int(str(user_id))
-    except ValueError:
-        raise NotFoundError() from None
-    if not viewer.can_read_all and viewer.pk != pk:
+    pk = _user_pk(user_id)
+    if pk is None or (not viewer.can_read_all and viewer.pk != pk):
         raise NotFoundError()
     user = User.objects.filter(pk=pk).first()
     if user is None:
@@ -34,8 +44,19 @@ def get_user_for_viewer(*, viewer: User, user_id: object) -> User:
 
 
 def get_active_user(*, user_id: object) -> User | None:
-    try:
-        pk = int(str(user_id))
-    except (TypeError, ValueError):
+    """The user with this id, active or not (services check activity under their locks)."""
+    if isinstance(user_id, bool):
+        return None
+    pk = _user_pk(user_id)
+    if pk is None:
         return None
     return User.objects.filter(pk=pk).first()
+
+
+def get_user_by_login(*, login: str) -> User | None:
+    """The user a login name designates: by username, else by email, both case-insensitively."""
+    return (
+        User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
+        .order_by("id")
+        .first()
+    )

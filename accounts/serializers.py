@@ -6,11 +6,11 @@ from rest_framework import serializers
 
 from accounts.models import Role, User
 
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,150}$")
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,150}")
 
 
 def _validate_username(value: str) -> str:
-    if not USERNAME_PATTERN.match(value):
+    if not USERNAME_PATTERN.fullmatch(value):
         raise serializers.ValidationError(
             "Use 3-150 characters: letters, digits, underscore, dot or hyphen."
         )
@@ -68,6 +68,13 @@ class UserUpdateInputSerializer(serializers.Serializer):
 
     def validate_username(self, value: str) -> str:
         return _validate_username(value)
+
+
+class UserReplaceInputSerializer(UserUpdateInputSerializer):
+    """PUT: the whole editable profile, so `username` and `email` are required."""
+
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
+    email = serializers.EmailField(max_length=254)
 
 
 class UserFilterSerializer(serializers.Serializer):

@@ -1,18 +1,38 @@
-"""Every write to users: registration, updates, role changes, deactivation, login outcomes."""
+"""Every write to users: registration, updates, role changes, deactivation, logins and tokens.
 
+Lock order, like every path that touches a user: the user row (`lock_user_row`, which is also
+the `user:<id>` audit chain), then that user's balances (`lock_user_balances`).
+"""
+
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
 from accounts.models import Role, User
 from audit.services import lock_user_row, record_event
 from wallet_project.errors import (
     ConflictError,
+    InvalidTokenError,
     PermissionDeniedError,
+    TokenExpiredError,
     ValidationFailedError,
 )
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    expires_in: int
 
 
 def _normalize_email(email: str) -> str:
@@ -54,10 +74,26 @@ def _save_unique(user: User) -> None:
             user.save()
     except IntegrityError as exc:
         text = str(exc)
-        field = "email" if "email" in text else "username"
+        if "user_email_ci_unique" in text:
+            field = "email"
+        elif "user_username_ci_unique" in text or "username" in text:
+            field = "username"
+        else:
+            raise
         raise ValidationFailedError(
             details={field: [f"A user with that {field} already exists."]}
         ) from exc
+
+
+def _revoke_refresh_tokens(*, user_id: int) -> int:
+    """Blacklist every unexpired refresh token of a user: all sessions end. Returns the count."""
+    live = OutstandingToken.objects.filter(
+        user_id=user_id, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+    )
+    created = BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
+    )
+    return len(created)
 
 
 @transaction.atomic
@@ -96,17 +132,22 @@ def update_user(
 ) -> User:
     """Change a user's profile; only admins change `role` and `is_active`.
 
-    Locks the user row. Raises PermissionDeniedError, ValidationFailedError, ConflictError.
+    Changing one's own password needs the current one (an admin resetting another user's
+    does not); a new password ends every session of that user. Deactivating locks the
+    user's balances like `deactivate_user`.
+
+    Locks the user row (then the balances when deactivating). Raises PermissionDeniedError,
+    ValidationFailedError, ConflictError. Writes `user.updated`, `user.role_changed`,
+    `user.activated` or `user.deactivated`.
     """
     if (role is not None or is_active is not None) and not actor.is_admin:
         raise PermissionDeniedError("Only an admin can change a role or activation.")
+    if actor.pk != user.pk and not actor.is_admin:
+        raise PermissionDeniedError("Only an admin can change another user.")
     lock_user_row(user_id=user.pk)
     user.refresh_from_db()
-    if (
-        password is not None
-        and not actor.is_admin
-        and (not current_password or not user.check_password(current_password))
-    ):
+    needs_current = password is not None and (actor.pk == user.pk or not actor.is_admin)
+    if needs_current and not (current_password and user.check_password(current_password)):
         raise ValidationFailedError(
             details={"current_password": ["The current password is not correct."]}
         )
@@ -125,10 +166,12 @@ def update_user(
         user.role = role
         user.is_staff = role != Role.USER or user.is_superuser
     if is_active is False and user.is_active:
-        _ensure_no_money(user)
+        _lock_and_ensure_no_money(user)
     if is_active is not None:
         user.is_active = is_active
     _save_unique(user)
+    if password is not None or is_active is False:
+        _revoke_refresh_tokens(user_id=user.pk)
     after = _user_details(user)
     changes = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     if password is not None:
@@ -159,21 +202,27 @@ def _ensure_no_money(user: User) -> None:
         )
 
 
+def _lock_and_ensure_no_money(user: User) -> None:
+    """Lock the user's balances (after the user row) so no credit lands mid-deactivation."""
+    from balances.locks import lock_user_balances
+
+    lock_user_balances(user_id=user.pk)
+    _ensure_no_money(user)
+
+
 @transaction.atomic
 def deactivate_user(*, actor: User, user: User) -> User:
     """Soft-delete: deactivate and keep every transaction. Raises ConflictError while money is held.
 
     Locks the user row, then the user's balances (users before balances, like every path),
-    so no transfer can straddle the deactivation.
+    so no transfer can straddle the deactivation. Ends every session of the user.
     """
-    from balances.locks import lock_user_balances
-
     lock_user_row(user_id=user.pk)
-    lock_user_balances(user_id=user.pk)
+    _lock_and_ensure_no_money(user)
     user.refresh_from_db()
-    _ensure_no_money(user)
     user.is_active = False
     user.save(update_fields=["is_active", "updated_at"])
+    _revoke_refresh_tokens(user_id=user.pk)
     record_event(
         actor_id=actor.pk,
         action="user.deactivated",
@@ -198,6 +247,8 @@ def set_frozen(*, actor: User, user: User, frozen: bool, reason: str) -> User:
     user.refresh_from_db()
     user.is_active = not frozen
     user.save(update_fields=["is_active", "updated_at"])
+    if frozen:
+        _revoke_refresh_tokens(user_id=user.pk)
     record_event(
         actor_id=actor.pk,
         action="user.frozen" if frozen else "user.unfrozen",
@@ -221,4 +272,111 @@ def record_login(*, user: User | None, username: str, succeeded: bool) -> None:
         entity_id=user.pk if user else username[:64],
         details={"username": username[:150]},
         chain=f"user:{user.pk}" if user else "",
+    )
+
+
+def issue_tokens(*, user: User) -> TokenPair:
+    """A new session: an access token and a refresh token (recorded as outstanding)."""
+    refresh = RefreshToken.for_user(user)
+    return TokenPair(
+        access=str(refresh.access_token),
+        refresh=str(refresh),
+        expires_in=int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+    )
+
+
+class _UncheckedRefreshToken(RefreshToken):
+    """A refresh token verified for signature, expiry and type, but not yet for the blacklist:
+    `_rotate` checks that under the token's row lock, where a reuse can be told from a race."""
+
+    def check_blacklist(self) -> None:
+        return None
+
+
+def _read_refresh_token(raw: str, *, token_class: type[RefreshToken] = RefreshToken):
+    try:
+        return token_class(raw)
+    except ExpiredTokenError as exc:
+        raise TokenExpiredError("The refresh token has expired.") from exc
+    except TokenError as exc:
+        raise InvalidTokenError("The refresh token is invalid.") from exc
+
+
+def rotate_refresh_token(*, refresh: str) -> TokenPair:
+    """Exchange a refresh token for a new pair; the old one is blacklisted in the same commit.
+
+    Locks the token's outstanding row, so two concurrent refreshes with one token cannot both
+    succeed. Presenting a token that was already rotated or revoked is treated as theft (RFC
+    9700, refresh token reuse): every session of that user ends, and the answer is
+    InvalidTokenError. Raises TokenExpiredError, InvalidTokenError (also for an inactive user
+    or a password changed since the token was issued).
+    """
+    token = _read_refresh_token(refresh, token_class=_UncheckedRefreshToken)
+    outcome, pair, user_id = _rotate(token=token, raw=refresh)
+    if outcome == "reused":
+        with transaction.atomic():
+            _revoke_refresh_tokens(user_id=user_id)
+        raise InvalidTokenError("This refresh token was already used; every session was ended.")
+    if pair is None:
+        raise InvalidTokenError("The refresh token is invalid.")
+    return pair
+
+
+@transaction.atomic
+def _rotate(*, token: RefreshToken, raw: str) -> tuple[str, TokenPair | None, int | None]:
+    """("rotated", pair, user id) or ("reused" | "refused", None, user id)."""
+    user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+    if user is None:
+        return "refused", None, None
+    outstanding, _ = OutstandingToken.objects.get_or_create(
+        jti=token[jwt_settings.JTI_CLAIM],
+        defaults={
+            "user": user,
+            "token": raw,
+            "created_at": timezone.now(),
+            "expires_at": datetime_from_epoch(token["exp"]),
+        },
+    )
+    outstanding = OutstandingToken.objects.select_for_update().get(pk=outstanding.pk)
+    if BlacklistedToken.objects.filter(token=outstanding).exists():
+        return "reused", None, user.pk
+    if not user.is_active or not _password_unchanged(token, user):
+        return "refused", None, user.pk
+    BlacklistedToken.objects.create(token=outstanding)
+    token.set_jti()
+    token.set_exp()
+    token.set_iat()
+    token.outstand()
+    pair = TokenPair(
+        access=str(token.access_token),
+        refresh=str(token),
+        expires_in=int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+    )
+    return "rotated", pair, user.pk
+
+
+def _password_unchanged(token: RefreshToken, user: User) -> bool:
+    claim = token.get(jwt_settings.REVOKE_TOKEN_CLAIM)
+    return claim is None or claim == get_md5_hash_password(user.password)
+
+
+@transaction.atomic
+def revoke_refresh_token(*, user: User, refresh: str) -> None:
+    """Log out one session: blacklist the caller's own refresh token and audit `user.logged_out`.
+
+    Locks the user row. Raises InvalidTokenError for a token that is invalid, already
+    revoked, or another user's; TokenExpiredError for an expired one.
+    """
+    token = _read_refresh_token(refresh)
+    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
+        raise InvalidTokenError("This refresh token belongs to another user.")
+    lock_user_row(user_id=user.pk)
+    token.blacklist()
+    record_event(
+        actor_id=user.pk,
+        action="user.logged_out",
+        entity_type="user",
+        entity_id=user.pk,
+        details={"username": user.username},
+        chain=f"user:{user.pk}",
     )

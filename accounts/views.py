@@ -7,10 +7,6 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import selectors, services, throttles
 from accounts.models import User
@@ -22,10 +18,11 @@ from accounts.serializers import (
     RegisterInputSerializer,
     TokenPairSerializer,
     UserFilterSerializer,
+    UserReplaceInputSerializer,
     UserSerializer,
     UserUpdateInputSerializer,
 )
-from wallet_project.errors import InvalidCredentialsError, InvalidTokenError, NotFoundError
+from wallet_project.errors import InvalidCredentialsError
 from wallet_project.schema import ERRORS
 
 
@@ -59,23 +56,27 @@ class AuthViewSet(viewsets.ViewSet):
     def login(self, request: Request) -> Response:
         payload = LoginInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        username = payload.validated_data["username"]
-        throttles.ensure_username_not_locked(username=username)
-        user = authenticate(request, username=username, password=payload.validated_data["password"])
+        login = payload.validated_data["username"]
+        known = selectors.get_user_by_login(login=login)
+        failure_key = throttles.failure_key(login=login, user_id=known.pk if known else None)
+        throttles.ensure_login_not_locked(key=failure_key)
+        user = authenticate(request, username=login, password=payload.validated_data["password"])
         if user is None:
-            throttles.count_failure(username=username)
-            known = selectors.list_users(search=None).filter(username__iexact=username).first()
-            services.record_login(user=known, username=username, succeeded=False)
+            throttles.count_failure(key=failure_key)
+            services.record_login(user=known, username=login, succeeded=False)
             raise InvalidCredentialsError()
-        services.record_login(user=user, username=username, succeeded=True)
-        refresh = RefreshToken.for_user(user)
-        body = {
-            "access": str(refresh.access_token),
-            "refresh": str(refresh),
-            "token_type": "Bearer",
-            "expires_in": int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
-        }
-        return Response(body)
+        throttles.clear_failures(key=failure_key)
+        services.record_login(user=user, username=login, succeeded=True)
+        tokens = services.issue_tokens(user=user)
+        output = TokenPairSerializer(
+            {
+                "access": tokens.access,
+                "refresh": tokens.refresh,
+                "token_type": "Bearer",
+                "expires_in": tokens.expires_in,
+            }
+        )
+        return Response(output.data)
 
     @extend_schema(
         request=RefreshInputSerializer,
@@ -84,17 +85,11 @@ class AuthViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["post"])
     def refresh(self, request: Request) -> Response:
-        payload = TokenRefreshSerializer(data=request.data)
-        try:
-            payload.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise InvalidTokenError(str(exc)) from exc
-        return Response(
-            {
-                "access": payload.validated_data["access"],
-                "refresh": payload.validated_data["refresh"],
-            }
-        )
+        payload = RefreshInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        tokens = services.rotate_refresh_token(refresh=payload.validated_data["refresh"])
+        output = RefreshOutputSerializer({"access": tokens.access, "refresh": tokens.refresh})
+        return Response(output.data)
 
     @extend_schema(
         request=RefreshInputSerializer,
@@ -104,13 +99,7 @@ class AuthViewSet(viewsets.ViewSet):
     def logout(self, request: Request) -> Response:
         payload = RefreshInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            token = RefreshToken(payload.validated_data["refresh"])
-            if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(request.user.pk):
-                raise InvalidTokenError("This refresh token belongs to another user.")
-            token.blacklist()
-        except TokenError as exc:
-            raise InvalidTokenError(str(exc)) from exc
+        services.revoke_refresh_token(user=request.user, refresh=payload.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: UserSerializer, **ERRORS(401)})
@@ -144,7 +133,10 @@ class UserViewSet(
     def get_object(self) -> User:
         return selectors.get_user_for_viewer(viewer=self.request.user, user_id=self.kwargs["pk"])
 
-    @extend_schema(parameters=[UserFilterSerializer], responses={200: UserSerializer(many=True)})
+    @extend_schema(
+        parameters=[UserFilterSerializer],
+        responses={200: UserSerializer(many=True), **ERRORS(400, 401, 403)},
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -154,34 +146,40 @@ class UserViewSet(
 
     def _update(self, request: Request, *, partial: bool) -> Response:
         user = self.get_object()
-        if request.user.pk != user.pk and not request.user.is_admin:
-            from wallet_project.errors import PermissionDeniedError
-
-            raise PermissionDeniedError("Only an admin can change another user.")
-        payload = UserUpdateInputSerializer(data=request.data, partial=partial)
+        serializer_class = UserUpdateInputSerializer if partial else UserReplaceInputSerializer
+        payload = serializer_class(data=request.data)
         payload.is_valid(raise_exception=True)
         updated = services.update_user(actor=request.user, user=user, **payload.validated_data)
         return Response(UserSerializer(updated).data)
 
     @extend_schema(
-        request=UserUpdateInputSerializer, responses={200: UserSerializer, **ERRORS(400, 403, 404)}
+        request=UserReplaceInputSerializer,
+        responses={200: UserSerializer, **ERRORS(400, 401, 403, 404)},
+        description="Replace the profile: `username` and `email` are required. A user may not "
+        "send `role` or `is_active` (403); a new `password` needs `current_password`. "
+        "A new password ends every session of that user.",
     )
     def update(self, request: Request, pk=None) -> Response:
         return self._update(request, partial=False)
 
     @extend_schema(
-        request=UserUpdateInputSerializer, responses={200: UserSerializer, **ERRORS(400, 403, 404)}
+        request=UserUpdateInputSerializer,
+        responses={200: UserSerializer, **ERRORS(400, 401, 403, 404)},
+        description="Change some fields. A user may not send `role` or `is_active` (403); "
+        "a new `password` needs `current_password`. A new password ends every session.",
     )
     def partial_update(self, request: Request, pk=None) -> Response:
         return self._update(request, partial=True)
 
     @extend_schema(
-        responses={204: OpenApiResponse(description="Deactivated."), **ERRORS(403, 404, 409)}
+        responses={
+            204: OpenApiResponse(description="Deactivated; every transaction is kept."),
+            **ERRORS(401, 403, 404, 409),
+        },
+        description="Soft delete (admin): the user is deactivated and their sessions end. "
+        "`409 conflict` while any balance is non-zero.",
     )
     def destroy(self, request: Request, pk=None) -> Response:
-        try:
-            user = selectors.get_user_for_viewer(viewer=request.user, user_id=pk)
-        except NotFoundError:
-            raise
+        user = self.get_object()
         services.deactivate_user(actor=request.user, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,7 +4,22 @@ from typing import Any
 
 from django.http import JsonResponse
 
+from wallet_project import errors
 from wallet_project.request_context import current_request_id
+
+# The API code and message for an error status that reached us without one.
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("validation_error", "Bad request."),
+    401: ("not_authenticated", errors.NotAuthenticatedError.message),
+    403: ("permission_denied", errors.PermissionDeniedError.message),
+    404: ("not_found", errors.NotFoundError.message),
+    405: ("method_not_allowed", errors.MethodNotAllowedError.message),
+    409: ("conflict", errors.ConflictError.message),
+    413: ("payload_too_large", errors.PayloadTooLargeError.message),
+    415: ("unsupported_media_type", errors.UnsupportedMediaTypeError.message),
+    429: ("throttled", errors.ThrottledError.message),
+    503: ("service_unavailable", errors.ServiceUnavailableError.message),
+}
 
 
 def error_body(*, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
@@ -24,24 +39,31 @@ def error_response(
     return JsonResponse(error_body(code=code, message=message, details=details), status=status)
 
 
+def error_response_for_status(status: int) -> JsonResponse:
+    """The envelope for a bare error status (a framework page, an empty 405)."""
+    if status in STATUS_ERRORS:
+        code, message = STATUS_ERRORS[status]
+    elif status >= 500:
+        status, code, message = 500, "internal_error", errors.WalletError.message
+    else:
+        code, message = STATUS_ERRORS[400]
+    return error_response(status=status, code=code, message=message)
+
+
 def bad_request(request, exception=None):
-    return error_response(status=400, code="validation_error", message="Bad request.")
+    return error_response_for_status(400)
 
 
 def permission_denied(request, exception=None):
-    return error_response(
-        status=403,
-        code="permission_denied",
-        message="You do not have permission to perform this action.",
-    )
+    return error_response_for_status(403)
 
 
 def not_found(request, exception=None):
-    return error_response(status=404, code="not_found", message="Not found.")
+    return error_response_for_status(404)
 
 
 def server_error(request):
-    return error_response(status=500, code="internal_error", message="An internal error occurred.")
+    return error_response_for_status(500)
 
 
 def csrf_failure(request, reason=""):

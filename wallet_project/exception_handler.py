@@ -1,6 +1,14 @@
-"""The one DRF exception handler: every error becomes the API.md envelope."""
+"""The one DRF exception handler: every error becomes the API.md envelope.
+
+`WalletError`s map directly. DRF exceptions map by their `default_code` (`parse_error` is
+`malformed_json`, an authentication failure is `invalid_token` unless its code says
+`token_expired`); Django's `ValidationError`, `Http404` and `PermissionDenied` map to their
+API codes. Anything else is logged with its traceback and answered `500 internal_error`
+with nothing of the exception in the body.
+"""
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -15,20 +23,34 @@ from wallet_project.envelope import error_body
 
 logger = logging.getLogger("wallet.errors")
 
-_DRF_CODES: dict[type, tuple[str, str]] = {
-    drf.ParseError: ("malformed_json", "The request body is not valid JSON."),
-    drf.NotAuthenticated: ("not_authenticated", "Authentication credentials were not provided."),
-    drf.PermissionDenied: (
-        "permission_denied",
-        "You do not have permission to perform this action.",
-    ),
-    drf.NotFound: ("not_found", "Not found."),
-    drf.MethodNotAllowed: ("method_not_allowed", "Method not allowed."),
-    drf.UnsupportedMediaType: (
+# DRF default_code -> (API code, message). The message is ours: DRF's texts may quote input.
+_DRF_CODES: dict[str, tuple[str, str]] = {
+    "parse_error": ("malformed_json", errors.MalformedJsonError.message),
+    "not_authenticated": ("not_authenticated", errors.NotAuthenticatedError.message),
+    "authentication_failed": ("invalid_token", errors.InvalidTokenError.message),
+    "invalid_token": ("invalid_token", errors.InvalidTokenError.message),
+    "token_expired": ("token_expired", errors.TokenExpiredError.message),
+    "permission_denied": ("permission_denied", errors.PermissionDeniedError.message),
+    "not_found": ("not_found", errors.NotFoundError.message),
+    "method_not_allowed": ("method_not_allowed", errors.MethodNotAllowedError.message),
+    "unsupported_media_type": (
         "unsupported_media_type",
-        "Unsupported media type; send application/json.",
+        errors.UnsupportedMediaTypeError.message,
     ),
-    drf.NotAcceptable: ("not_acceptable", "Not acceptable."),
+    "not_acceptable": ("not_acceptable", "The requested response format is not available."),
+}
+
+# Fallback by HTTP status for an APIException with a code we do not know.
+_STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("validation_error", errors.ValidationFailedError.message),
+    401: ("invalid_token", errors.InvalidTokenError.message),
+    403: ("permission_denied", errors.PermissionDeniedError.message),
+    404: ("not_found", errors.NotFoundError.message),
+    405: ("method_not_allowed", errors.MethodNotAllowedError.message),
+    409: ("conflict", errors.ConflictError.message),
+    413: ("payload_too_large", errors.PayloadTooLargeError.message),
+    415: ("unsupported_media_type", errors.UnsupportedMediaTypeError.message),
+    429: ("throttled", errors.ThrottledError.message),
 }
 
 
@@ -42,6 +64,7 @@ def _flatten(detail: Any) -> Any:
 
 
 def _validation_details(detail: Any) -> dict:
+    """`details` of a validation_error: field -> list of messages."""
     flat = _flatten(detail)
     if isinstance(flat, dict):
         return {k: v if isinstance(v, list | dict) else [v] for k, v in flat.items()}
@@ -50,69 +73,49 @@ def _validation_details(detail: Any) -> dict:
     return {"non_field_errors": [flat]}
 
 
-def _authentication_failure(exc: drf.APIException) -> tuple[str, str]:
-    text = str(exc.detail)
-    if "expired" in text.lower() and "invalid or expired" not in text.lower():
-        return "token_expired", "The token has expired."
-    if isinstance(exc.detail, dict) and any(
-        "expired" in str(m.get("message", "")).lower()
-        for m in exc.detail.get("messages", [])
-        if isinstance(m, dict)
-    ):
-        return "token_expired", "The token has expired."
-    return "invalid_token", "The token is invalid."
-
-
-def handle_exception(exc: Exception, context: dict) -> Response:
-    headers: dict[str, str] = {}
+def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any], dict[str, str]]:
+    """(status, code, message, details, headers) of any exception."""
     if isinstance(exc, errors.WalletError):
-        status, code, message, details = exc.http_status, exc.code, exc.message, exc.details
-        if status == 429:
-            headers["Retry-After"] = str(details.get("retry_after", 60))
-    elif isinstance(exc, Http404):
-        status, code, message, details = 404, "not_found", "Not found.", {}
-    elif isinstance(exc, DjangoPermissionDenied):
-        status, code, message, details = (
-            403,
-            "permission_denied",
-            "You do not have permission to perform this action.",
-            {},
-        )
-    elif isinstance(exc, DjangoValidationError):
+        headers = {}
+        if exc.http_status == 429:
+            headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return exc.http_status, exc.code, exc.message, exc.details, headers
+    if isinstance(exc, Http404):
+        return 404, "not_found", errors.NotFoundError.message, {}, {}
+    if isinstance(exc, DjangoPermissionDenied):
+        return 403, "permission_denied", errors.PermissionDeniedError.message, {}, {}
+    if isinstance(exc, DjangoValidationError):
         details = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
-        status, code, message = 400, "validation_error", "The request is not valid."
-    elif isinstance(exc, drf.ValidationError):
-        status, code, message = 400, "validation_error", "The request is not valid."
+        return 400, "validation_error", errors.ValidationFailedError.message, details, {}
+    if isinstance(exc, drf.ValidationError):
         details = _validation_details(exc.detail)
-    elif isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1) if exc.wait is not None else 60
-        headers["Retry-After"] = str(max(wait, 1))
-        status, code, message, details = (
-            429,
-            "throttled",
-            f"Too many requests; retry in {max(wait, 1)} seconds.",
-            {"retry_after": max(wait, 1)},
-        )
-    elif isinstance(exc, drf.AuthenticationFailed):
-        code, message = _authentication_failure(exc)
-        status, details = 401, {}
-    elif isinstance(exc, drf.APIException):
+        return 400, "validation_error", errors.ValidationFailedError.message, details, {}
+    if isinstance(exc, drf.Throttled):
+        wait = max(math.ceil(exc.wait), 1) if exc.wait is not None else 60
+        message = f"Too many requests; retry in {wait} seconds."
+        return 429, "throttled", message, {"retry_after": wait}, {"Retry-After": str(wait)}
+    if isinstance(exc, drf.APIException):
         status = exc.status_code
-        code, message = _DRF_CODES.get(type(exc), (None, None)) or (None, None)
-        for klass, pair in _DRF_CODES.items():
-            if isinstance(exc, klass):
-                code, message = pair
-                break
-        code = code or str(exc.default_code)
-        message = message or str(exc.detail)
-        details = {}
-        if status == 401:
-            code = code if code == "not_authenticated" else "invalid_token"
-    else:
-        logger.exception("unhandled error", exc_info=exc)
-        status, code, message, details = 500, "internal_error", "An internal error occurred.", {}
+        default = _STATUS_CODES.get(status, ("internal_error", errors.WalletError.message))
+        code, message = _DRF_CODES.get(str(exc.default_code), default)
+        if isinstance(exc, drf.AuthenticationFailed) and code not in (
+            "invalid_token",
+            "token_expired",
+        ):
+            code, message = _DRF_CODES["invalid_token"]
+        if status >= 500:
+            logger.error("server error", exc_info=exc)
+            status, code, message = 500, "internal_error", errors.WalletError.message
+        return status, code, message, {}, {}
+    logger.error("unhandled error", exc_info=exc)
+    return 500, "internal_error", errors.WalletError.message, {}, {}
+
+
+def handle_exception(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: roll back, answer the envelope, keep the protocol headers."""
+    status, code, message, details, headers = _describe(exc)
     if status == 401:
         auth_header = getattr(exc, "auth_header", None)
         headers["WWW-Authenticate"] = auth_header or 'Bearer realm="api"'

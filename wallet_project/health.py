@@ -6,14 +6,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django_prometheus.exports import ExportToDjangoView
 
 from wallet_project.envelope import error_response
 
 
-@require_GET
+@require_safe
 def live(request):
+    """The process answers: no dependency is checked (a restart would not fix one)."""
     return JsonResponse({"status": "ok"})
 
 
@@ -56,8 +57,13 @@ def _reconciliation() -> dict | None:
         return None
 
 
-@require_GET
+@require_safe
 def ready(request):
+    """Whether this instance should get traffic: database and cache are required, the broker not.
+
+    `503` with status `down` when a required component is down; `degraded` when only the
+    broker is (requests work, async work waits).
+    """
     components = {
         "database": "ok" if _database_ok() else "down",
         "cache": "ok" if _cache_ok() else "down",

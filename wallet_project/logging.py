@@ -1,13 +1,19 @@
-"""Structured JSON logs (structlog): every line carries the request context variables."""
+"""Structured JSON logs (structlog): every line carries the request context variables.
+
+One JSON object per line on stdout, whether the record comes from structlog
+(`structlog.get_logger(...).info("request", status=200)`) or from the standard library
+(Django, Celery, gunicorn): `timestamp` (UTC, ISO 8601), `level`, `logger`, `event`, the
+bound context (`request_id`) and the record's own fields (`user_id`, `status`, ...).
+"""
 
 import structlog
 
-_PRE_CHAIN = [
+# Steps every record goes through, from either side, before rendering.
+_SHARED = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
-    structlog.stdlib.ExtraAdder(),
 ]
 
 
@@ -20,17 +26,17 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
+                structlog.processors.JSONRenderer(default=str),
             ],
-            foreign_pre_chain=_PRE_CHAIN,
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
             **kwargs,
         )
 
 
 structlog.configure(
     processors=[
-        structlog.contextvars.merge_contextvars,
         structlog.stdlib.filter_by_level,
+        *_SHARED,
         structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
     ],

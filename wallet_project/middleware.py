@@ -6,7 +6,7 @@ import time
 import structlog
 from django.conf import settings
 
-from wallet_project.envelope import error_response
+from wallet_project.envelope import error_response, error_response_for_status
 from wallet_project.request_context import (
     accept_or_new_request_id,
     client_ip_var,
@@ -17,18 +17,50 @@ from wallet_project.request_context import (
 access_logger = structlog.get_logger("wallet.access")
 error_logger = logging.getLogger("wallet.errors")
 
+# Headers of an error response that still mean something once its body is replaced.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+# HTML consoles whose own error pages are right for the humans who use them.
+_HTML_PREFIXES = ("/admin/",)
+
 
 def client_ip(request) -> str | None:
+    """The client address: REMOTE_ADDR, or the address NUM_PROXIES hops back in X-Forwarded-For."""
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if forwarded and settings.REST_FRAMEWORK.get("NUM_PROXIES"):
-        return forwarded.split(",")[-int(settings.REST_FRAMEWORK["NUM_PROXIES"])].strip()
+    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    if forwarded and proxies:
+        addresses = [a.strip() for a in forwarded.split(",")]
+        return addresses[-min(proxies, len(addresses))]
     return request.META.get("REMOTE_ADDR")
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").split(";")[0].strip().endswith("json")
+
+
+def _as_envelope(request, response):
+    """Give a non-JSON error (a framework error page, an empty 405) the API envelope.
+
+    Catches what the DRF handler and Django's handlers cannot: Django's debug pages
+    (DEBUG on), `require_GET`'s empty 405, an error raised in an inner middleware.
+    """
+    if (
+        response.status_code < 400
+        or response.streaming
+        or _is_json(response)
+        or request.path.startswith(_HTML_PREFIXES)
+    ):
+        return response
+    replacement = error_response_for_status(response.status_code)
+    for header in _KEPT_HEADERS:
+        if header in response:
+            replacement[header] = response[header]
+    return replacement
 
 
 class RequestIdMiddleware:
     """Echo or make `X-Request-ID`, bind it to the log context, log one line per request.
 
-    Also the last resort for exceptions outside DRF: they are logged and answered with the
+    Also the last resort for errors outside DRF: they are logged and answered with the
     error envelope, never a traceback, whatever DEBUG says.
     """
 
@@ -47,15 +79,14 @@ class RequestIdMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            response = self.get_response(request)
+            response = _as_envelope(request, self.get_response(request))
             response["X-Request-ID"] = request_id
-            user = getattr(request, "user", None)
-            user_id = user_id_var.get() or (
-                user.pk if user is not None and user.is_authenticated else None
-            )
+            if request.path.startswith("/api/") and "Cache-Control" not in response:
+                # Tokens, balances and personal data: no shared or browser cache keeps them.
+                response["Cache-Control"] = "no-store"
             access_logger.info(
                 "request",
-                user_id=user_id,
+                user_id=user_id_var.get() or _authenticated_user_id(request),
                 method=request.method,
                 path=request.path,
                 status=response.status_code,
@@ -69,14 +100,23 @@ class RequestIdMiddleware:
             client_ip_var.reset(tokens[2])
 
     def process_exception(self, request, exception):
-        error_logger.exception("unhandled error outside the API", exc_info=exception)
-        return error_response(
-            status=500, code="internal_error", message="An internal error occurred."
-        )
+        error_logger.error("unhandled error outside the API", exc_info=exception)
+        return error_response_for_status(500)
+
+
+def _authenticated_user_id(request) -> int | None:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user.pk
+    return None
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over 1 MiB with `413 payload_too_large` before anything reads them."""
+    """Refuse request bodies over 1 MiB with `413 payload_too_large` before anything reads them.
+
+    A body without Content-Length (chunked) is read as empty by Django, so the declared
+    length is the one that matters.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -4,7 +4,7 @@ import contextvars
 import re
 import uuid
 
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -17,7 +17,7 @@ client_ip_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def accept_or_new_request_id(incoming: str | None) -> str:
     """Echo a well-formed incoming id (1-128 chars of [A-Za-z0-9._-]); otherwise make a new one."""
-    if incoming and REQUEST_ID_PATTERN.match(incoming):
+    if incoming and REQUEST_ID_PATTERN.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
 
