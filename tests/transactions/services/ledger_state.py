@@ -70,6 +70,8 @@ def backdate(txn: Transaction, *, to: datetime) -> None:
     services computed stay untouched and only the clock moves. Used for day/hour buckets.
     """
     with connection.cursor() as cursor:
+        # ALTER TABLE refuses to run while deferred foreign-key checks are pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE balance_entries DISABLE TRIGGER balance_entries_append_only")
         cursor.execute(
             "UPDATE transactions SET created_at = %s, "
@@ -80,3 +82,4 @@ def backdate(txn: Transaction, *, to: datetime) -> None:
             "UPDATE balance_entries SET created_at = %s WHERE transaction_id = %s", [to, txn.pk]
         )
         cursor.execute("ALTER TABLE balance_entries ENABLE TRIGGER balance_entries_append_only")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
