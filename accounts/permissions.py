@@ -29,3 +29,13 @@ class IsAuditorOrAdminReadOnly(BasePermission):
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return user.can_read_all
         return user.is_admin
+
+
+class CanMoveMoney(BasePermission):
+    """Users and admins act on money; auditors may only read (GET, HEAD, OPTIONS)."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return request.method in ("GET", "HEAD", "OPTIONS") or not user.is_auditor

@@ -3,10 +3,17 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
-from transactions.models import Transaction
+from transactions.models import (
+    ScheduledRun,
+    ScheduledTransfer,
+    Transaction,
+    TransferBatch,
+    TransferBatchItem,
+)
 from wallet_project.errors import NotFoundError, PermissionDeniedError
 
 
@@ -72,3 +79,41 @@ def list_transaction_history(
     if max_amount is not None:
         qs = qs.filter(amount__lte=max_amount)
     return qs.select_related("reversed_by").order_by("-created_at", "-id")
+
+
+def get_batch_for_viewer(*, viewer: User, batch_id: object) -> TransferBatch:
+    """A batch the viewer owns (or any, for admins and auditors); else NotFoundError."""
+    qs = TransferBatch.objects.all()
+    if not viewer.can_read_all:
+        qs = qs.filter(owner_id=viewer.pk)
+    try:
+        return qs.get(pk=batch_id)
+    except (TransferBatch.DoesNotExist, ValueError, TypeError, DjangoValidationError):
+        raise NotFoundError("No such batch.") from None
+
+
+def list_batch_item_results(*, batch_id: object) -> list[tuple]:
+    """(index, status, transaction_id, error_code, error_message) of every item, by index."""
+    return list(
+        TransferBatchItem.objects.filter(batch_id=batch_id)
+        .order_by("index")
+        .values_list("index", "status", "transaction_id", "error_code", "error_message")
+    )
+
+
+def list_schedules_for_viewer(*, viewer: User) -> QuerySet[ScheduledTransfer]:
+    """Scheduled transfers the viewer sends (or all, for admins and auditors), with runs."""
+    qs = ScheduledTransfer.objects.prefetch_related(
+        Prefetch("runs", queryset=ScheduledRun.objects.order_by("run_number"))
+    )
+    if not viewer.can_read_all:
+        qs = qs.filter(from_user_id=viewer.pk)
+    return qs.order_by("-created_at", "-id")
+
+
+def get_schedule_for_viewer(*, viewer: User, schedule_id: object) -> ScheduledTransfer:
+    """One scheduled transfer the viewer may see; else NotFoundError."""
+    try:
+        return list_schedules_for_viewer(viewer=viewer).get(pk=schedule_id)
+    except (ScheduledTransfer.DoesNotExist, ValueError, TypeError, DjangoValidationError):
+        raise NotFoundError("No such scheduled transfer.") from None

@@ -1,9 +1,29 @@
 """Transaction shapes: inputs parse strictly, outputs render amounts with the currency's digits."""
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from transactions.models import Transaction, TransactionStatus, TransactionType
-from transactions.money import AmountField, CurrencyField, MoneyInputMixin, format_amount
+from transactions.models import (
+    BatchItemStatus,
+    ScheduledRun,
+    ScheduledTransfer,
+    ScheduleInterval,
+    Transaction,
+    TransactionStatus,
+    TransactionType,
+    TransferBatch,
+)
+from transactions.money import (
+    AmountField,
+    CurrencyField,
+    MoneyInputMixin,
+    currency_info,
+    format_amount,
+    parse_amount,
+)
+from transactions.services.batches import MAX_ITEMS, BatchItemInput
+from wallet_project.errors import ValidationFailedError
 
 
 class _MovementInput(MoneyInputMixin, serializers.Serializer):
@@ -106,3 +126,259 @@ class TransactionSerializer(serializers.ModelSerializer):
         if viewer.pk != owner and not viewer.is_admin:
             return None
         return format_amount(amount, obj.currency_id)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _user_id(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError("A valid integer is required.")
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError("A valid integer is required.") from exc
+    if value < 1:
+        raise ValueError("Ensure this value is greater than or equal to 1.")
+    return value
+
+
+def _text(raw: object, *, limit: int, nullable: bool) -> str | None:
+    if raw is None and nullable:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("Not a valid string.")
+    if nullable and not raw:
+        raise ValueError("This field may not be blank.")
+    if len(raw) > limit:
+        raise ValueError(f"Ensure this field has no more than {limit} characters.")
+    return raw
+
+
+def parse_batch_item(raw: object) -> tuple[BatchItemInput | None, dict[str, list[str]]]:
+    """Check one batch item's shape; returns the item or its errors by field.
+
+    Written by hand rather than as a nested serializer: 10,000 items are checked in a
+    few milliseconds, with the same rules and messages as a single transfer's fields.
+    """
+    if not isinstance(raw, dict):
+        return None, {"non_field_errors": ["Each item must be an object."]}
+    errors: dict[str, list[str]] = {}
+    values: dict[str, object] = {}
+    for field, parse, required in (
+        ("to_user_id", _user_id, True),
+        ("from_user_id", _user_id, False),
+        ("description", lambda v: _text(v, limit=500, nullable=False), False),
+        ("reference", lambda v: _text(v, limit=255, nullable=True), False),
+    ):
+        if field not in raw:
+            if required:
+                errors[field] = ["This field is required."]
+            continue
+        try:
+            values[field] = parse(raw[field])
+        except ValueError as exc:
+            errors[field] = [str(exc)]
+    currency = raw.get("currency") or settings.DEFAULT_CURRENCY
+    if not isinstance(currency, str) or not _currency_enabled(currency):
+        errors["currency"] = [f"'{currency}' is not a supported currency."]
+    elif "amount" not in raw:
+        errors["amount"] = ["This field is required."]
+    else:
+        try:
+            values["amount"] = parse_amount(raw["amount"], currency)
+        except ValueError as exc:
+            errors["amount"] = [str(exc)]
+    if errors:
+        return None, errors
+    return BatchItemInput(currency=currency, **values), {}
+
+
+def _currency_enabled(code: str) -> bool:
+    try:
+        currency_info(code)
+    except ValidationFailedError:
+        return False
+    return True
+
+
+class BatchItemInputSerializer(serializers.Serializer):
+    """One item of a batch (documentation of the shape; items are parsed by parse_batch_item)."""
+
+    to_user_id = serializers.IntegerField(min_value=1)
+    amount = serializers.CharField(help_text='Decimal string such as "10.50".')
+    currency = serializers.CharField(required=False, help_text="ISO 4217; defaults to USD.")
+    description = serializers.CharField(max_length=500, required=False)
+    reference = serializers.CharField(max_length=255, required=False, allow_null=True)
+    from_user_id = serializers.IntegerField(
+        min_value=1, required=False, help_text="Admins only: the paying account."
+    )
+
+
+class BatchInputSerializer(serializers.Serializer):
+    """`{items: [...], atomic}`; a malformed item rejects the request, errors keyed by index."""
+
+    items = serializers.ListField(
+        child=serializers.JSONField(),
+        min_length=1,
+        max_length=MAX_ITEMS,
+        help_text=f"1 to {MAX_ITEMS} transfers.",
+    )
+    atomic = serializers.BooleanField(default=False, help_text="Apply all items or none.")
+
+    def validate(self, attrs):
+        parsed, errors = [], {}
+        for index, raw in enumerate(attrs["items"]):
+            item, problems = parse_batch_item(raw)
+            if problems:
+                errors[str(index)] = problems
+            parsed.append(item)
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["items"] = parsed
+        return attrs
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    """A batch's progress."""
+
+    class Meta:
+        model = TransferBatch
+        fields = (
+            "id",
+            "status",
+            "atomic",
+            "total",
+            "processed",
+            "succeeded",
+            "failed",
+            "created_at",
+            "completed_at",
+        )
+        read_only_fields = fields
+
+
+class BatchItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=BatchItemStatus.choices)
+    transaction_id = serializers.UUIDField(allow_null=True)
+    error = BatchItemErrorSerializer(allow_null=True)
+
+
+class BatchDetailSerializer(BatchSerializer):
+    """A batch's progress and every item's outcome (`context["items"]`, rendered directly)."""
+
+    items = serializers.SerializerMethodField()
+
+    class Meta(BatchSerializer.Meta):
+        fields = (*BatchSerializer.Meta.fields, "items")
+        read_only_fields = fields
+
+    @extend_schema_field(BatchItemResultSerializer(many=True))
+    def get_items(self, obj: TransferBatch) -> list[dict]:
+        return [
+            {
+                "index": index,
+                "status": status,
+                "transaction_id": str(txn_id) if txn_id else None,
+                "error": {"code": code, "message": message} if code else None,
+            }
+            for index, status, txn_id, code, message in self.context["items"]
+        ]
+
+
+# ---------------------------------------------------------------- scheduled transfers
+
+
+class ScheduleInputSerializer(MoneyInputMixin, serializers.Serializer):
+    to_user_id = serializers.IntegerField(min_value=1)
+    from_user_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Admins only: the paying account."
+    )
+    amount = AmountField(help_text='Decimal string such as "10.50".')
+    currency = CurrencyField(help_text="ISO 4217 code; defaults to USD.")
+    description = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default=""
+    )
+    run_at = serializers.DateTimeField(help_text="The first (or only) run.")
+    interval = serializers.ChoiceField(
+        choices=ScheduleInterval.choices,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Omit for a one-time transfer.",
+    )
+    end_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="No run after this instant."
+    )
+
+
+class ScheduledRunSerializer(serializers.ModelSerializer):
+    transaction_id = serializers.UUIDField(allow_null=True)
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScheduledRun
+        fields = ("run_number", "run_at", "transaction_id", "status", "error")
+        read_only_fields = fields
+
+    @extend_schema_field(BatchItemErrorSerializer(allow_null=True))
+    def get_error(self, obj: ScheduledRun) -> dict | None:
+        if not obj.error_code:
+            return None
+        return {"code": obj.error_code, "message": obj.error_message}
+
+
+class ScheduledTransferSerializer(serializers.ModelSerializer):
+    from_user_id = serializers.IntegerField()
+    to_user_id = serializers.IntegerField()
+    amount = serializers.SerializerMethodField()
+    currency = serializers.CharField(source="currency_id")
+    runs = ScheduledRunSerializer(many=True)
+
+    class Meta:
+        model = ScheduledTransfer
+        fields = (
+            "id",
+            "status",
+            "from_user_id",
+            "to_user_id",
+            "amount",
+            "currency",
+            "description",
+            "run_at",
+            "interval",
+            "end_at",
+            "next_run_at",
+            "run_count",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+            "runs",
+        )
+        read_only_fields = fields
+
+    def get_amount(self, obj: ScheduledTransfer) -> str:
+        return format_amount(obj.amount, obj.currency_id)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+class StatsCountsSerializer(serializers.Serializer):
+    by_type = serializers.DictField(child=serializers.IntegerField())
+    by_status = serializers.DictField(child=serializers.IntegerField())
+
+
+class StatsSerializer(serializers.Serializer):
+    transactions = StatsCountsSerializer()
+    volume = serializers.DictField(
+        child=serializers.CharField(), help_text="Completed volume per currency, as decimals."
+    )
+    as_of = serializers.DateTimeField()
+    source = serializers.ChoiceField(choices=["redis", "database"])

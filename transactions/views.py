@@ -2,17 +2,18 @@
 
 import functools
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.permissions import IsAdmin
+from accounts.permissions import CanMoveMoney, IsAdmin, IsAuditorOrAdmin
 from accounts.selectors import get_active_user
-from transactions import selectors, services
+from transactions import selectors, services, stats
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
@@ -21,12 +22,18 @@ from transactions.idempotency import (
     store_refusal,
     validate_key,
 )
-from transactions.models import Transaction
+from transactions.models import ScheduledTransfer, Transaction, TransactionType, TransferBatch
 from transactions.serializers import (
+    BatchDetailSerializer,
+    BatchInputSerializer,
+    BatchSerializer,
     CreditInputSerializer,
     DebitInputSerializer,
     HistoryFilterSerializer,
     ReverseInputSerializer,
+    ScheduledTransferSerializer,
+    ScheduleInputSerializer,
+    StatsSerializer,
     TransactionSerializer,
     TransferInputSerializer,
 )
@@ -88,11 +95,32 @@ def idempotent(handler):
     return wrapper
 
 
-def _render_for(request: Request, status_code: int):
-    return lambda txn: (
-        status_code,
-        TransactionSerializer(txn, context={"viewer": request.user}).data,
-    )
+PREFER_HEADER = OpenApiParameter(
+    name="Prefer",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="`respond-async`: answer 202 with a pending transaction, processed by a worker.",
+)
+
+
+def _render_for(request: Request, status_code: int, serializer=None):
+    serializer = serializer or TransactionSerializer
+    return lambda obj: (status_code, serializer(obj, context={"viewer": request.user}).data)
+
+
+def wants_async(request: Request) -> bool:
+    """True if the `Prefer` header asks for `respond-async` (RFC 7240)."""
+    tokens = request.headers.get("Prefer", "").split(",")
+    return any(t.split(";")[0].split("=")[0].strip().lower() == "respond-async" for t in tokens)
+
+
+def _recipient(user_id: int) -> User:
+    recipient = get_active_user(user_id=user_id)
+    if recipient is None:
+        raise NotFoundError(
+            "The recipient does not exist.", details={"to_user_id": ["Unknown user."]}
+        )
+    return recipient
 
 
 def _party(*, viewer: User, requested: int | None, field: str) -> User:
@@ -108,6 +136,10 @@ def _party(*, viewer: User, requested: int | None, field: str) -> User:
 
 
 MOVEMENT_ERRORS = ERRORS(400, 401, 403, 404, 409, 413, 422, 429)
+ASYNC_DESCRIPTION = (
+    "With `Prefer: respond-async`: the transaction, `pending`; it becomes `completed`, or "
+    "`failed` with `failure_code` (e.g. insufficient_funds), as GET transactions/{id} shows."
+)
 
 
 class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -134,10 +166,25 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             TransactionSerializer(txn, context={"viewer": request.user}).data, status=code
         )
 
+    def _queue(
+        self, request: Request, idempotency: IdempotencyRequest | None, **movement
+    ) -> Response:
+        """The `Prefer: respond-async` answer: a pending transaction, processed by a worker."""
+        if idempotency:
+            idempotency.render = _render_for(request, 202)
+        txn = services.create_pending(actor=request.user, idempotency=idempotency, **movement)
+        response = self._respond(request, txn, code=status.HTTP_202_ACCEPTED)
+        response["Preference-Applied"] = "respond-async"
+        return response
+
     @extend_schema(
         request=CreditInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={201: TransactionSerializer, **MOVEMENT_ERRORS},
+        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
+        responses={
+            201: TransactionSerializer,
+            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
+            **MOVEMENT_ERRORS,
+        },
     )
     @action(detail=False, methods=["post"])
     @idempotent
@@ -146,6 +193,15 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         user = _party(viewer=request.user, requested=data.pop("user_id", None), field="user_id")
+        if wants_async(request):
+            return self._queue(
+                request,
+                idempotency,
+                kind=TransactionType.CREDIT,
+                to_user=user,
+                from_user=None,
+                **data,
+            )
         if idempotency:
             idempotency.render = _render_for(request, 201)
         txn = services.credit(actor=request.user, user=user, idempotency=idempotency, **data)
@@ -153,8 +209,12 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=DebitInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={201: TransactionSerializer, **MOVEMENT_ERRORS},
+        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
+        responses={
+            201: TransactionSerializer,
+            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
+            **MOVEMENT_ERRORS,
+        },
     )
     @action(detail=False, methods=["post"])
     @idempotent
@@ -163,6 +223,15 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         user = _party(viewer=request.user, requested=data.pop("user_id", None), field="user_id")
+        if wants_async(request):
+            return self._queue(
+                request,
+                idempotency,
+                kind=TransactionType.DEBIT,
+                from_user=user,
+                to_user=None,
+                **data,
+            )
         if idempotency:
             idempotency.render = _render_for(request, 201)
         txn = services.debit(actor=request.user, user=user, idempotency=idempotency, **data)
@@ -170,8 +239,12 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=TransferInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={201: TransactionSerializer, **MOVEMENT_ERRORS},
+        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
+        responses={
+            201: TransactionSerializer,
+            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
+            **MOVEMENT_ERRORS,
+        },
     )
     @action(detail=False, methods=["post"])
     @idempotent
@@ -182,10 +255,15 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         sender = _party(
             viewer=request.user, requested=data.pop("from_user_id", None), field="from_user_id"
         )
-        recipient = get_active_user(user_id=data.pop("to_user_id"))
-        if recipient is None:
-            raise NotFoundError(
-                "The recipient does not exist.", details={"to_user_id": ["Unknown user."]}
+        recipient = _recipient(data.pop("to_user_id"))
+        if wants_async(request):
+            return self._queue(
+                request,
+                idempotency,
+                kind=TransactionType.TRANSFER,
+                from_user=sender,
+                to_user=recipient,
+                **data,
             )
         if idempotency:
             idempotency.render = _render_for(request, 201)
@@ -238,3 +316,115 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         paginator = CursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TransactionSerializer(page, many=True).data)
+
+
+class BatchViewSet(viewsets.GenericViewSet):
+    """Batch transfers: submit up to 10,000 at once, then follow their progress."""
+
+    serializer_class = BatchSerializer
+    queryset = TransferBatch.objects.none()
+    permission_classes = [CanMoveMoney]
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        request=BatchInputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            202: OpenApiResponse(
+                BatchSerializer,
+                description="Accepted; processed by the worker pool. A malformed item "
+                "rejects the whole request with 400 and `details` keyed by item index.",
+            ),
+            **ERRORS(400, 401, 403, 409, 413, 429),
+        },
+    )
+    @idempotent
+    def create(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
+        payload = BatchInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if idempotency:
+            idempotency.render = _render_for(request, 202, BatchSerializer)
+        batch = services.create_batch(
+            actor=request.user, idempotency=idempotency, **payload.validated_data
+        )
+        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: BatchDetailSerializer, **ERRORS(401, 404)})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        batch = selectors.get_batch_for_viewer(viewer=request.user, batch_id=pk)
+        items = selectors.list_batch_item_results(batch_id=batch.pk)
+        return Response(BatchDetailSerializer(batch, context={"items": items}).data)
+
+
+class ScheduledTransferViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Scheduled transfers: one-time or recurring; users see their own, staff see all."""
+
+    serializer_class = ScheduledTransferSerializer
+    queryset = ScheduledTransfer.objects.none()
+    permission_classes = [CanMoveMoney]
+    pagination_class = CursorPagination
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        return selectors.list_schedules_for_viewer(viewer=self.request.user)
+
+    def get_object(self) -> ScheduledTransfer:
+        return selectors.get_schedule_for_viewer(
+            viewer=self.request.user, schedule_id=self.kwargs["pk"]
+        )
+
+    @extend_schema(responses={200: ScheduledTransferSerializer(many=True), **ERRORS(401)})
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: ScheduledTransferSerializer, **ERRORS(401, 404)})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        request=ScheduleInputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: ScheduledTransferSerializer, **MOVEMENT_ERRORS},
+    )
+    @idempotent
+    def create(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
+        payload = ScheduleInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        sender = _party(
+            viewer=request.user, requested=data.pop("from_user_id", None), field="from_user_id"
+        )
+        recipient = _recipient(data.pop("to_user_id"))
+        if idempotency:
+            idempotency.render = _render_for(request, 201, ScheduledTransferSerializer)
+        schedule = services.create_schedule(
+            actor=request.user,
+            sender=sender,
+            recipient=recipient,
+            idempotency=idempotency,
+            **data,
+        )
+        return Response(ScheduledTransferSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="Cancelled: no further run."),
+            **ERRORS(401, 403, 404, 422),
+        }
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        schedule = self.get_object()
+        services.cancel_schedule(actor=request.user, schedule_id=schedule.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StatsView(APIView):
+    """Transaction counts by type and status, and completed volume by currency."""
+
+    permission_classes = [IsAuditorOrAdmin]
+
+    @extend_schema(responses={200: StatsSerializer, **ERRORS(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(StatsSerializer(stats.transaction_stats()).data)

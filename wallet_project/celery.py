@@ -1,4 +1,11 @@
-"""The Celery app: the worker pool for async, batch and scheduled work."""
+"""The Celery app: the worker pool for async, batch and scheduled work.
+
+Queues: `transactions` (async movements, batches), `scheduled` (the scheduler and its
+runs), `maintenance` (expiry, stale-work sweeps, counters, reconciliation); routes and the
+beat schedule are in the Celery section of the settings. Start a worker with
+`celery -A wallet_project worker -Q transactions,scheduled,maintenance` and one beat with
+`celery -A wallet_project beat`.
+"""
 
 import os
 

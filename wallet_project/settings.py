@@ -216,20 +216,59 @@ METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 # ---------------------------------------------------------------- Celery
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True  # tasks record their outcome in the database
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A task is acknowledged after it ran, and re-delivered if its worker died: every task is
+# idempotent (see transactions/tasks.py), so running one twice is harmless.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_DEFAULT_QUEUE = "transactions"
 CELERY_TASK_ROUTES = {
     "transactions.*": {"queue": "transactions"},
     "scheduled.*": {"queue": "scheduled"},
     "maintenance.*": {"queue": "maintenance"},
 }
-CELERY_BEAT_SCHEDULE: dict = {}
+# Redis redelivers a message not acknowledged within this time (a worker lost mid-task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Every 5 seconds: claim the scheduled transfers that are due and queue their runs.
+    "scheduled.run_due_schedules": {
+        "task": "scheduled.run_due_schedules",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
+    # Every minute: queue again pending transactions whose message was lost.
+    "maintenance.requeue_stale_pending": {
+        "task": "maintenance.requeue_stale_pending",
+        "schedule": 60.0,
+    },
+    # Every minute: start again batches that made no progress for two minutes.
+    "maintenance.resume_stalled_batches": {
+        "task": "maintenance.resume_stalled_batches",
+        "schedule": 60.0,
+    },
+    # Every minute: queue again scheduled runs claimed but never finished.
+    "maintenance.requeue_stale_runs": {
+        "task": "maintenance.requeue_stale_runs",
+        "schedule": 60.0,
+    },
+    # Every minute: rebuild the transaction counters from the database if they are missing.
+    "maintenance.rebuild_stats": {"task": "maintenance.rebuild_stats", "schedule": 60.0},
+    # Every hour: delete idempotency keys older than their 24-hour retention.
+    "maintenance.expire_idempotency_keys": {
+        "task": "maintenance.expire_idempotency_keys",
+        "schedule": 3600.0,
+    },
+    # Every 5 minutes: reconcile the ledger invariants and the audit trail.
+    "maintenance.reconcile": {"task": "maintenance.reconcile", "schedule": 300.0},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # ---------------------------------------------------------------- logging
