@@ -42,7 +42,7 @@ CSRF_FAILURE_VIEW = "wallet_project.envelope.csrf_failure"
 
 # ---------------------------------------------------------------- apps
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "wallet_project.admin_site.WalletAdminConfig",  # django.contrib.admin with the role-based site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,5 +1,6 @@
 """Money movement services; each sub-module owns one kind of work, re-exported here."""
 
+from transactions.services.adjustments import adjust_balance as adjust_balance
 from transactions.services.batches import (
     BatchItemInput,
     apply_atomic_batch,

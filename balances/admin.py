@@ -1,0 +1,162 @@
+"""The console's balance pages: read-only, like the whole ledger."""
+
+import uuid
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from balances.models import Balance, BalanceEntry
+from transactions.admin import transaction_link, user_link
+from transactions.money import format_amount
+from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin
+
+
+def _search_by_user_id(queryset, search_term: str):
+    """A plain number searches by user id (an indexed lookup), not by text."""
+    term = search_term.strip()
+    if term.isdigit():
+        return queryset.filter(user_id=int(term))
+    return None
+
+
+class AccountKindFilter(admin.SimpleListFilter):
+    title = "account"
+    parameter_name = "account"
+
+    def lookups(self, request, model_admin):
+        return [("user", "user accounts"), ("world", "world account")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "world":
+            return queryset.filter(balance__isnull=True)
+        if self.value() == "user":
+            return queryset.filter(balance__isnull=False)
+        return queryset
+
+
+@admin.register(Balance)
+class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "owner",
+        "currency",
+        "amount_display",
+        "entry_count",
+        "last_updated_at",
+        "history",
+    )
+    list_select_related = ("user",)
+    list_filter = ("currency",)
+    search_fields = ("=user__username", "=user__email")
+    search_help_text = "A user id, or a user's exact username or email."
+    date_hierarchy = "last_updated_at"
+    ordering = ("user_id", "currency_id")
+    fields = (
+        "owner",
+        "currency",
+        "amount_display",
+        "entry_count",
+        "head_hash",
+        "created_at",
+        "last_updated_at",
+        "history",
+    )
+    readonly_fields = ("owner", "amount_display", "history")
+
+    def get_search_results(self, request, queryset, search_term):
+        found = _search_by_user_id(queryset, search_term)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="user", ordering="user_id")
+    def owner(self, obj: Balance) -> str:
+        return user_link(obj.user)
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: Balance) -> str:
+        return format_html(
+            '<span class="wallet-amount">{}</span>', format_amount(obj.amount, obj.currency_id)
+        )
+
+    @admin.display(description="history")
+    def history(self, obj: Balance) -> str:
+        url = reverse("admin:balances_balanceentry_changelist")
+        return format_html(
+            '<a href="{}?user__id__exact={}&currency__code__exact={}">entries</a>',
+            url,
+            obj.user_id,
+            obj.currency_id,
+        )
+
+
+@admin.register(BalanceEntry)
+class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "owner",
+        "currency",
+        "delta_display",
+        "balance_after_display",
+        "transaction_column",
+    )
+    list_select_related = ("user",)
+    list_filter = ("currency", AccountKindFilter)
+    search_fields = ("=user__username",)
+    search_help_text = "A user id, a transaction id, or a user's exact username."
+    date_hierarchy = "created_at"
+    # The primary key follows insertion order; the table has no index on time alone.
+    ordering = ("-id",)
+    sortable_by = ("id",)
+    fields = (
+        "id",
+        "owner",
+        "currency",
+        "delta_display",
+        "balance_after_display",
+        "transaction_column",
+        "balance",
+        "created_at",
+    )
+    readonly_fields = (
+        "owner",
+        "delta_display",
+        "balance_after_display",
+        "transaction_column",
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        found = _search_by_user_id(queryset, search_term)
+        if found is not None:
+            return found, False
+        try:
+            return queryset.filter(transaction_id=uuid.UUID(search_term.strip())), False
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="account", ordering="user_id")
+    def owner(self, obj: BalanceEntry) -> str:
+        if obj.user_id is None:
+            return format_html('<span class="wallet-muted">{}</span>', "world")
+        return user_link(obj.user)
+
+    @admin.display(description="delta")
+    def delta_display(self, obj: BalanceEntry) -> str:
+        sign = "positive" if obj.delta > 0 else "negative"
+        return format_html(
+            '<span class="wallet-amount {}">{}</span>',
+            sign,
+            format_amount(obj.delta, obj.currency_id),
+        )
+
+    @admin.display(description="balance after")
+    def balance_after_display(self, obj: BalanceEntry) -> str:
+        if obj.balance_after is None:
+            return "-"
+        return format_amount(obj.balance_after, obj.currency_id)
+
+    @admin.display(description="transaction")
+    def transaction_column(self, obj: BalanceEntry) -> str:
+        return transaction_link(obj.transaction_id)

@@ -1,0 +1,54 @@
+"""Reads for the back-office console: a period's activity, the pending queue, recent history."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TypedDict
+
+from django.db.models import Count, QuerySet, Sum
+
+from transactions.models import Transaction, TransactionStatus
+from transactions.selectors import list_transaction_history
+
+
+class ActivityRow(TypedDict):
+    type: str
+    status: str
+    currency_id: str
+    count: int
+    total: Decimal
+
+
+def activity_between(*, start: datetime, end: datetime) -> list[ActivityRow]:
+    """Count and summed amount per (type, status, currency) of transactions created in
+    `[start, end)`: one range scan of the `(created_at, id)` index, grouped in the database."""
+    return list(
+        Transaction.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("type", "status", "currency_id")
+        .annotate(count=Count("id"), total=Sum("amount"))
+        .order_by("currency_id", "type", "status")
+    )
+
+
+def list_pending_transactions(*, limit: int = 10) -> list[Transaction]:
+    """The oldest pending (queued, not yet processed) transactions, on the partial index."""
+    return list(
+        Transaction.objects.filter(status=TransactionStatus.PENDING)
+        .select_related("from_user", "to_user")
+        .order_by("created_at", "id")[:limit]
+    )
+
+
+def count_pending_transactions() -> int:
+    return Transaction.objects.filter(status=TransactionStatus.PENDING).count()
+
+
+def list_recent_transactions_for_user(*, user_id: int, limit: int = 20) -> list[Transaction]:
+    """The user's newest transactions (as sender or recipient), with both parties joined."""
+    return list(
+        list_transaction_history(user_id=user_id).select_related("from_user", "to_user")[:limit]
+    )
+
+
+def list_transactions_for_export(queryset: QuerySet[Transaction]) -> QuerySet[Transaction]:
+    """The rows of a CSV export: `queryset` (already filtered) with both parties joined."""
+    return queryset.select_related("from_user", "to_user")

@@ -1,0 +1,77 @@
+"""The back-office console at `/admin/`: who may enter, the operations dashboard.
+
+Entry follows the user's role, not Django's permission tables: admins (role `admin` or
+superusers) act, auditors read everything, ordinary users cannot enter. Each ModelAdmin
+applies the same rule through `wallet_project.admin_mixins.RoleAccessMixin`.
+
+This module is loaded while the app registry is being built (it names the admin app in
+`INSTALLED_APPS`), so it imports no models at module level.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
+from django.urls import path
+
+
+def is_console_user(user) -> bool:
+    """May enter the console: an active admin, superuser or auditor."""
+    return bool(user and user.is_authenticated and user.is_active and user.can_read_all)
+
+
+def is_console_admin(user) -> bool:
+    """May act in the console (move money, change states): an active admin or superuser."""
+    return bool(user and user.is_authenticated and user.is_active and user.is_admin)
+
+
+class WalletAdminSite(admin.AdminSite):
+    site_header = "Wallet back office"
+    site_title = "Wallet back office"
+    index_title = "Operations console"
+    index_template = "admin/wallet_index.html"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        # Deleting ledger rows or users is never a console operation (users are deactivated).
+        self.disable_action("delete_selected")
+
+    @property
+    def login_form(self):
+        from wallet_project.admin_views import ConsoleAuthenticationForm
+
+        return ConsoleAuthenticationForm
+
+    def has_permission(self, request) -> bool:
+        return is_console_user(request.user)
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        context["console_can_act"] = is_console_admin(request.user)
+        return context
+
+    def get_urls(self):
+        from wallet_project import admin_views
+
+        custom = [
+            path(
+                "dashboard/",
+                self.admin_view(admin_views.DashboardView.as_view(admin_site=self)),
+                name="dashboard",
+            ),
+            path(
+                "dashboard/reconcile/",
+                self.admin_view(admin_views.RunReconciliationView.as_view(admin_site=self)),
+                name="dashboard-reconcile",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def index(self, request, extra_context=None):
+        from wallet_project.admin_views import index_summary
+
+        return super().index(request, {**index_summary(), **(extra_context or {})})
+
+
+class WalletAdminConfig(AdminConfig):
+    """`django.contrib.admin` with `WalletAdminSite` as `admin.site`."""
+
+    default_site = "wallet_project.admin_site.WalletAdminSite"
