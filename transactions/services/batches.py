@@ -309,9 +309,9 @@ def _fail_atomic(
         f"UPDATE transfer_batch_items i SET {_FAILED_SET} FROM transfer_batch_items a "  # noqa: S608
         f"LEFT JOIN {source} ON v.idx = a.index WHERE a.id = i.id AND i.batch_id = %s::uuid",
         [
-            *params,
             ABORTED,
             f"Not applied: item {first} of this atomic batch was refused ({refused[first].code}).",
+            *params,
             batch.pk,
         ],
     )
@@ -503,17 +503,22 @@ def _item_response(txn) -> tuple[int, dict]:
     return 201, {"id": str(txn.pk), "status": txn.status}
 
 
-def _run_item(*, batch: TransferBatch, item: TransferBatchItem, users: dict[int, User]) -> None:
-    sender, recipient = users.get(item.from_user_id), users.get(item.to_user_id)
-    transaction_id = None
-    error: WalletError | None = None
+def item_idempotency(*, batch: TransferBatch, item: TransferBatchItem) -> IdempotencyRequest:
+    """The deterministic key of a chunked item, `batch:<id>:<index>`, scoped to the owner."""
     key = f"batch:{batch.pk}:{item.index}"
-    idempotency = IdempotencyRequest(
+    return IdempotencyRequest(
         user_id=batch.owner_id,
         key=key,
         fingerprint=fingerprint(method="BATCH", path=key, body={"item": item.pk}),
         render=_item_response,
     )
+
+
+def _run_item(*, batch: TransferBatch, item: TransferBatchItem, users: dict[int, User]) -> None:
+    sender, recipient = users.get(item.from_user_id), users.get(item.to_user_id)
+    transaction_id = None
+    error: WalletError | None = None
+    idempotency = item_idempotency(batch=batch, item=item)
     try:
         if recipient is None:
             raise NotFoundError("The recipient does not exist.")

@@ -8,7 +8,6 @@ pending, and otherwise completes it exactly like a synchronous movement, or fail
 the refusal's code as `failure_code`. A message delivered twice is therefore harmless.
 """
 
-import functools
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -64,7 +63,12 @@ def enqueue_after_commit(task, **kwargs) -> None:
     `robust`: a broker outage must not turn a committed request into an error; the work
     stays recorded in the database and `resume_stalled_work` queues it again later.
     """
-    transaction.on_commit(functools.partial(task.delay, **kwargs), robust=True)
+
+    def publish() -> None:
+        task.delay(**kwargs)
+
+    publish.__qualname__ = f"publish {task.name}"  # named in the log if the broker is down
+    transaction.on_commit(publish, robust=True)
 
 
 @contextmanager
