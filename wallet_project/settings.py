@@ -266,6 +266,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "maintenance.expire_idempotency_keys",
         "schedule": 3600.0,
     },
+    # Every 10 seconds: seal the audit events whose transactions have finished.
+    "maintenance.seal_audit": {
+        "task": "maintenance.seal_audit",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
     # Every 5 minutes: reconcile the ledger invariants and the audit trail.
     "maintenance.reconcile": {"task": "maintenance.reconcile", "schedule": 300.0},
 }
