@@ -338,7 +338,8 @@ def run_due_schedules(*, now: datetime | None = None) -> int:
     return claimed
 
 
-def _run_key(run: ScheduledRun) -> IdempotencyRequest:
+def run_idempotency(run: ScheduledRun) -> IdempotencyRequest:
+    """The deterministic key of a run, `schedule:<id>:<run_number>`, scoped to the sender."""
     key = f"schedule:{run.schedule_id}:{run.run_number}"
     return IdempotencyRequest(
         user_id=run.schedule.from_user_id,
@@ -377,7 +378,7 @@ def execute_scheduled_run(*, run_id: int) -> ScheduledRun | None:
                 amount=schedule.amount,
                 currency=schedule.currency_id,
                 description=schedule.description,
-                idempotency=_run_key(run),
+                idempotency=run_idempotency(run),
             )
             transaction_id = str(txn.pk)
         except IdempotentReplay as replay:
