@@ -59,6 +59,10 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = BearerAuthentication
     name = "Bearer"
 
+    def get_security_requirement(self, auto_schema):
+        # SPECTACULAR_SETTINGS["SECURITY"] already adds {"Bearer": []} to every operation.
+        return None
+
     def get_security_definition(self, auto_schema):
         return build_bearer_security_scheme_object(
             header_name="AUTHORIZATION",

@@ -37,8 +37,12 @@ class AuthViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=RegisterInputSerializer,
-        responses={201: UserSerializer, **ERRORS(400, 429)},
+        responses={201: UserSerializer, **ERRORS(400, 413, 429)},
         auth=[],
+        summary="Register",
+        description="Create a `user` account. Username 3-150 characters of `[A-Za-z0-9_.-]`; "
+        "username and email unique case-insensitively (a duplicate is `400` on that field); "
+        "the email's domain is stored lowercased; Django's password validators apply.",
     )
     @action(detail=False, methods=["post"])
     def register(self, request: Request) -> Response:
@@ -49,8 +53,12 @@ class AuthViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=LoginInputSerializer,
-        responses={200: TokenPairSerializer, **ERRORS(400, 401, 429)},
+        responses={200: TokenPairSerializer, **ERRORS(400, 401, 413, 429)},
         auth=[],
+        summary="Log in",
+        description="`username` may be the email. Wrong password, unknown or inactive user: "
+        "`401 invalid_credentials`. More than 20 attempts a minute from one address, or 10 "
+        "failures for one account within a minute: `429 throttled` with `Retry-After`.",
     )
     @action(detail=False, methods=["post"])
     def login(self, request: Request) -> Response:
@@ -80,8 +88,13 @@ class AuthViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=RefreshInputSerializer,
-        responses={200: RefreshOutputSerializer, **ERRORS(400, 401)},
+        responses={200: RefreshOutputSerializer, **ERRORS(400, 401, 413)},
         auth=[],
+        summary="Refresh",
+        description="Exchange a refresh token for a new pair; the old refresh token is "
+        "blacklisted. Presenting a refresh token that was already used or revoked is "
+        "`401 invalid_token` and ends every session of that user (reuse means theft). "
+        "An expired refresh token is `401 token_expired`.",
     )
     @action(detail=False, methods=["post"])
     def refresh(self, request: Request) -> Response:
@@ -94,6 +107,8 @@ class AuthViewSet(viewsets.ViewSet):
     @extend_schema(
         request=RefreshInputSerializer,
         responses={204: OpenApiResponse(description="Logged out."), **ERRORS(400, 401)},
+        summary="Log out",
+        description="Blacklist the caller's own refresh token (another user's is `401`).",
     )
     @action(detail=False, methods=["post"], permission_classes=[IsAuthenticated])
     def logout(self, request: Request) -> Response:
@@ -102,7 +117,7 @@ class AuthViewSet(viewsets.ViewSet):
         services.revoke_refresh_token(user=request.user, refresh=payload.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: UserSerializer, **ERRORS(401)})
+    @extend_schema(responses={200: UserSerializer, **ERRORS(401)}, summary="Who am I")
     @action(detail=False, methods=["get"], permission_classes=[IsAuthenticated])
     def me(self, request: Request) -> Response:
         return Response(UserSerializer(request.user).data)

@@ -1,13 +1,17 @@
 """Liveness, readiness and the metrics endpoint."""
 
 import hmac
+import os
 
+import prometheus_client
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import REGISTRY
 
 from wallet_project.envelope import error_response
 
@@ -83,12 +87,42 @@ def ready(request):
     return JsonResponse(body, status=503 if required_down else 200)
 
 
+def _scrape_time_collectors() -> list:
+    """Collectors that compute their values when scraped (from the database), not per process.
+
+    In multiprocess mode the exported registry holds only the workers' summed files; these
+    are added to it so they are not lost. Metric objects (Counter, Histogram...) and
+    prometheus_client's own per-process collectors are left out: the files already hold them.
+    """
+    registered = list(getattr(REGISTRY, "_collector_to_names", {}))
+    return [
+        collector
+        for collector in registered
+        if not isinstance(collector, MetricWrapperBase)
+        and not type(collector).__module__.startswith("prometheus_client")
+    ]
+
+
+def _exposition() -> bytes:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return prometheus_client.generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in _scrape_time_collectors():
+        registry.register(collector)
+    return prometheus_client.generate_latest(registry)
+
+
+@require_safe
 def metrics(request):
+    """Prometheus exposition; with METRICS_BEARER_TOKEN set, that bearer token is required."""
     token = settings.METRICS_BEARER_TOKEN
     if token:
-        sent = request.META.get("HTTP_AUTHORIZATION", "")
-        if not hmac.compare_digest(sent, f"Bearer {token}"):
-            return error_response(
+        sent = request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(sent, f"Bearer {token}".encode()):
+            response = error_response(
                 status=401, code="not_authenticated", message="A metrics bearer token is required."
             )
-    return ExportToDjangoView(request)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(_exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST)

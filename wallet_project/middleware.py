@@ -5,6 +5,8 @@ import time
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404
 
 from wallet_project.envelope import error_response, error_response_for_status
 from wallet_project.request_context import (
@@ -19,6 +21,13 @@ error_logger = logging.getLogger("wallet.errors")
 
 # Headers of an error response that still mean something once its body is replaced.
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+# Exceptions Django itself answers with a 4xx (never logged as crashes).
+_DJANGO_REFUSALS = (
+    (Http404, 404),
+    (PermissionDenied, 403),
+    (BadRequest, 400),
+    (SuspiciousOperation, 400),
+)
 # HTML consoles whose own error pages are right for the humans who use them.
 _HTML_PREFIXES = ("/admin/",)
 
@@ -100,6 +109,15 @@ class RequestIdMiddleware:
             client_ip_var.reset(tokens[2])
 
     def process_exception(self, request, exception):
+        """A view outside DRF raised: Django's own refusals keep their status, the rest is 500.
+
+        The admin console keeps Django's own pages (handler404/500 still apply there).
+        """
+        if request.path.startswith(_HTML_PREFIXES):
+            return None
+        for exception_class, status in _DJANGO_REFUSALS:
+            if isinstance(exception, exception_class):
+                return error_response_for_status(status)
         error_logger.error("unhandled error outside the API", exc_info=exception)
         return error_response_for_status(500)
 
