@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
-from transactions.admin import transaction_link, user_link
 from transactions.money import format_amount
 from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin
+from wallet_project.admin_views import transaction_link, user_link
 
 
 def _search_by_user_id(queryset, search_term: str):
@@ -40,7 +40,7 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "owner",
-        "currency",
+        "currency_code",
         "amount_display",
         "entry_count",
         "last_updated_at",
@@ -74,6 +74,10 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     def owner(self, obj: Balance) -> str:
         return user_link(obj.user)
 
+    @admin.display(description="currency", ordering="currency_id")
+    def currency_code(self, obj: Balance) -> str:
+        return obj.currency_id
+
     @admin.display(description="amount")
     def amount_display(self, obj: Balance) -> str:
         return format_html(
@@ -97,7 +101,7 @@ class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "id",
         "created_at",
         "owner",
-        "currency",
+        "currency_code",
         "delta_display",
         "balance_after_display",
         "transaction_column",
@@ -141,6 +145,10 @@ class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         if obj.user_id is None:
             return format_html('<span class="wallet-muted">{}</span>', "world")
         return user_link(obj.user)
+
+    @admin.display(description="currency")
+    def currency_code(self, obj: BalanceEntry) -> str:
+        return obj.currency_id
 
     @admin.display(description="delta")
     def delta_display(self, obj: BalanceEntry) -> str:

@@ -6,7 +6,14 @@ from typing import TypedDict
 
 from django.db.models import Count, QuerySet, Sum
 
-from transactions.models import Transaction, TransactionStatus
+from transactions.models import (
+    BatchStatus,
+    ScheduledRun,
+    ScheduledRunStatus,
+    Transaction,
+    TransactionStatus,
+    TransferBatch,
+)
 from transactions.selectors import list_transaction_history
 
 
@@ -52,3 +59,21 @@ def list_recent_transactions_for_user(*, user_id: int, limit: int = 20) -> list[
 def list_transactions_for_export(queryset: QuerySet[Transaction]) -> QuerySet[Transaction]:
     """The rows of a CSV export: `queryset` (already filtered) with both parties joined."""
     return queryset.select_related("from_user", "to_user")
+
+
+def list_failed_scheduled_runs(*, limit: int = 10) -> list[ScheduledRun]:
+    """The newest failed runs of scheduled transfers, with the schedule and its parties."""
+    return list(
+        ScheduledRun.objects.filter(status=ScheduledRunStatus.FAILED)
+        .select_related("schedule__from_user", "schedule__to_user")
+        .order_by("-id")[:limit]
+    )
+
+
+def list_unfinished_batches(*, limit: int = 10) -> list[TransferBatch]:
+    """Batches still pending or processing, least recently advanced first (partial index)."""
+    return list(
+        TransferBatch.objects.filter(status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING])
+        .select_related("owner")
+        .order_by("updated_at")[:limit]
+    )

@@ -7,13 +7,23 @@
   confirmed admin actions and views, which call the services.
 - `LargeTableMixin`: list pages of tables with millions of rows: no full count, a bounded
   count for the paginator, sorting only on indexed columns.
+- `OperationsMixin`: state changes (reverse, freeze, cancel, pause...) as confirmed
+  operations with a required reason, each calling one service as the staff member.
 """
 
-from django.contrib import admin
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
 from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 from wallet_project.admin_site import is_console_admin, is_console_user
+from wallet_project.errors import WalletError
 
 
 class RoleAccessMixin:
@@ -111,3 +121,219 @@ def choices_filter(field: str, choices: list[tuple[str, str]], *, title: str | N
     ChoicesFilter.title = title or field.replace("_", " ")
     ChoicesFilter.__name__ = f"{field.title().replace('_', '')}ChoicesFilter"
     return ChoicesFilter
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A confirmed change of one object's state: a button on its page, an action on the list.
+
+    `perform(request, obj, reason)` calls one service as `request.user` and raises a
+    `WalletError` when refused. `applies_to(obj)` says whether the object's state allows it
+    (the service checks again, under its lock). `lead` explains the effect on the
+    confirmation page (a string, or a function of the object).
+    """
+
+    name: str
+    label: str
+    perform: Callable[[HttpRequest, Any, str], Any]
+    applies_to: Callable[[Any], bool] = field(default=lambda obj: True)
+    lead: str | Callable[[Any], str] = ""
+    list_lead: str = "Every change is kept in the audit trail with your reason."
+    danger: bool = False
+    max_selected: int = 50
+
+    def lead_for(self, obj: Any) -> str:
+        return self.lead(obj) if callable(self.lead) else self.lead
+
+
+class OperationsMixin:
+    """Adds `operations` to a ModelAdmin: per-object confirmation pages and list actions.
+
+    Each operation gets the URL `<object id>/<name>/` (name `<app>_<model>_<name>`), a
+    button on the object's page when it applies, and the list action `<name>_selected`.
+    Only admins reach them; the reason is required and goes to the service, and the
+    change is noted in the object's admin history.
+    """
+
+    operations: tuple[Operation, ...] = ()
+
+    def operation_label(self, obj: Any) -> str:
+        """How pages and messages name the object (`transaction 0685592c`)."""
+        return str(obj)
+
+    def operation_summary(self, obj: Any) -> list[tuple[str, Any]]:
+        """Rows shown on an object's confirmation page."""
+        return [(self.model._meta.verbose_name.capitalize(), obj)]
+
+    def operation_describe(self, obj: Any) -> str:
+        """One line per object on a list action's confirmation page."""
+        return str(obj)
+
+    def operation_done(self, obj: Any, result: Any, operation: Operation):
+        """The success message of one object's operation."""
+        return f"{operation.label}: {self.operation_label(obj)}."
+
+    def get_urls(self):
+        opts = self.model._meta
+        wrap = self.admin_site.admin_view
+        custom = [
+            path(
+                f"<path:object_id>/{operation.name}/",
+                wrap(self._operation_view),
+                {"operation_name": operation.name},
+                name=f"{opts.app_label}_{opts.model_name}_{operation.name}",
+            )
+            for operation in self.operations
+        ]
+        return custom + super().get_urls()
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not is_console_admin(request.user):
+            return actions
+        for operation in self.operations:
+            name = f"{operation.name}_selected"
+            plural = self.model._meta.verbose_name_plural
+            actions[name] = (
+                _operation_action(operation),
+                name,
+                f"{operation.label} selected {plural}",
+            )
+        return actions
+
+    def operation_links(self, request, obj: Any) -> list[dict]:
+        """The buttons of the operations that apply to `obj` (none for auditors)."""
+        if obj is None or not is_console_admin(request.user):
+            return []
+        opts = self.model._meta
+        return [
+            {
+                "name": operation.name,
+                "label": operation.label,
+                "url": reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_{operation.name}",
+                    args=[quote(obj.pk)],
+                ),
+            }
+            for operation in self.operations
+            if operation.applies_to(obj)
+        ]
+
+    def object_links(self, request, obj: Any) -> list[dict]:
+        """Other links on the object's page (`label`, `url`, optional `css`)."""
+        return []
+
+    def object_context(self, request, obj: Any) -> dict:
+        """More context for the object's page (sections below the fields)."""
+        return {}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if obj is not None:
+            context["wallet_operations"] = self.operation_links(request, obj)
+            context["wallet_links"] = self.object_links(request, obj)
+            context.update(self.object_context(request, obj))
+        return super().change_view(request, object_id, form_url, context)
+
+    def _operation(self, name: str) -> Operation:
+        return next(op for op in self.operations if op.name == name)
+
+    def _change_url(self, obj: Any) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+
+    def _perform(self, request, obj: Any, operation: Operation, reason: str) -> bool:
+        from wallet_project.admin_views import report_wallet_error
+
+        try:
+            result = operation.perform(request, obj, reason)
+        except WalletError as exc:
+            report_wallet_error(
+                self, request, exc, doing=f"{operation.label.lower()} {self.operation_label(obj)}"
+            )
+            return False
+        self.log_change(request, obj, f"{operation.label}: {reason}")
+        self.message_user(request, self.operation_done(obj, result, operation), messages.SUCCESS)
+        return True
+
+    def _operation_view(self, request, object_id: str, operation_name: str):
+        from wallet_project.admin_views import confirmation_page, confirmed_reason, require_admin
+
+        require_admin(request)
+        operation = self._operation(operation_name)
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No such {self.model._meta.verbose_name}.")
+        if not operation.applies_to(obj):
+            self.message_user(
+                request,
+                f"{operation.label} does not apply to {self.operation_label(obj)}.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self._change_url(obj))
+        form, reason = confirmed_reason(request)
+        if reason is not None:
+            self._perform(request, obj, operation, reason)
+            return HttpResponseRedirect(self._change_url(obj))
+        return confirmation_page(
+            request,
+            model_admin=self,
+            title=f"{operation.label} {self.operation_label(obj)}",
+            lead=operation.lead_for(obj),
+            form=form,
+            summary=self.operation_summary(obj),
+            submit_label=f"Yes, {operation.label.lower()}",
+            cancel_url=self._change_url(obj),
+            original=obj,
+            danger=operation.danger,
+        )
+
+    def run_operation_action(self, request, queryset, operation: Operation):
+        """The list action of `operation`: confirm the selection with a reason, then apply."""
+        from wallet_project.admin_views import confirmation_page, confirmed_reason
+
+        objects = list(queryset[: operation.max_selected + 1])
+        plural = self.model._meta.verbose_name_plural
+        if len(objects) > operation.max_selected:
+            self.message_user(
+                request,
+                f"Select at most {operation.max_selected} {plural} at once.",
+                messages.ERROR,
+            )
+            return None
+        refused = [obj for obj in objects if not operation.applies_to(obj)]
+        if refused:
+            self.message_user(
+                request,
+                f"{operation.label} does not apply to: "
+                + ", ".join(self.operation_label(o) for o in refused),
+                messages.ERROR,
+            )
+            return None
+        form, reason = confirmed_reason(request)
+        if reason is not None:
+            for obj in objects:
+                self._perform(request, obj, operation, reason)
+            return None
+        return confirmation_page(
+            request,
+            model_admin=self,
+            title=f"{operation.label} {plural}",
+            lead=operation.list_lead,
+            form=form,
+            objects=[self.operation_describe(obj) for obj in objects],
+            action_name=f"{operation.name}_selected",
+            selected_pks=[obj.pk for obj in objects],
+            submit_label=f"Yes, {operation.label.lower()} them",
+            cancel_url=request.get_full_path(),
+            danger=operation.danger,
+        )
+
+
+def _operation_action(operation: Operation):
+    def action(modeladmin, request, queryset):
+        return modeladmin.run_operation_action(request, queryset, operation)
+
+    action.__name__ = f"{operation.name}_selected"
+    return action

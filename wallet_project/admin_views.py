@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.html import format_html
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -32,7 +33,9 @@ from transactions.money import format_amount
 from transactions.selectors_admin import (
     activity_between,
     count_pending_transactions,
+    list_failed_scheduled_runs,
     list_pending_transactions,
+    list_unfinished_batches,
 )
 from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
@@ -142,6 +145,42 @@ def require_admin(request) -> None:
     """Raise PermissionDenied unless the user may act (auditors read only)."""
     if not is_console_admin(request.user):
         raise PermissionDenied
+
+
+# ---------------------------------------------------------------- links
+
+
+def user_link(user) -> str:
+    """A link to a user's console page, or `external` for the world account."""
+    if user is None:
+        return format_html('<span class="wallet-muted">{}</span>', "external")
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[user.pk]), user
+    )
+
+
+def transaction_link(txn_id) -> str:
+    """A link to a transaction's console page, labelled with the start of its id."""
+    if txn_id is None:
+        return "-"
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:transactions_transaction_change", args=[txn_id]),
+        str(txn_id)[:8],
+    )
+
+
+def audit_link(entity_type: str, entity_id: object) -> dict:
+    """The object-tools link to an entity's audit events."""
+    url = reverse("admin:audit_auditlog_changelist")
+    return {
+        "label": "Audit events",
+        "url": f"{url}?entity_type={entity_type}&entity_id__exact={entity_id}",
+    }
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="wallet-badge {}">{}</span>', status, status)
 
 
 # ---------------------------------------------------------------- CSV
@@ -361,6 +400,14 @@ class DashboardView(TemplateView):
                 for txn in pending
             ],
             "pending_count": count_pending_transactions(),
+            "failed_runs": [
+                {
+                    "run": run,
+                    "amount": format_amount(run.schedule.amount, run.schedule.currency_id),
+                }
+                for run in list_failed_scheduled_runs(limit=10)
+            ],
+            "unfinished_batches": list_unfinished_batches(limit=10),
             "reconciliation": reconciliation,
             "audit_chain": (reconciliation or {}).get("checks", {}).get("audit_chain"),
             "audit_trail": _audit_trail_status(),

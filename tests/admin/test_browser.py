@@ -114,7 +114,7 @@ def test_admin_reverses_a_transaction_in_the_browser(browser, live_server):
 
     # when the admin opens the transaction and asks to reverse it
     browser.get(f"{live_server.url}/admin/transactions/transaction/{txn.pk}/change/")
-    browser.find_element(By.CSS_SELECTOR, "a.wallet-reverse").click()
+    browser.find_element(By.CSS_SELECTOR, "a.wallet-op-reverse").click()
     # then a confirmation page asks for a reason
     assert "Reverse transaction" in browser.find_element(By.ID, "content").text
     browser.find_element(By.NAME, "reason").send_keys("Customer dispute #4711: tickets refunded")

@@ -1,0 +1,108 @@
+"""Console pages make a fixed number of queries, whatever the number of rows (no N+1)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.reconciliation import reconcile
+from tests.accounts.factories import UserFactory
+from transactions import services as money_services
+from transactions.models import TransactionType
+
+pytestmark = pytest.mark.django_db
+
+# Each page's queries: the session and the user, then the page's own (a bounded count, the
+# rows, the filters' choices, the date hierarchy's bounds...).
+PAGES = {
+    "/admin/": 5,
+    "/admin/dashboard/": 9,
+    "/admin/accounts/user/": 6,
+    "/admin/transactions/transaction/": 7,
+    "/admin/transactions/scheduledtransfer/": 7,
+    "/admin/transactions/scheduledrun/": 6,
+    "/admin/transactions/transferbatch/": 6,
+    "/admin/transactions/transferbatchitem/": 4,
+    "/admin/transactions/idempotencykey/": 6,
+    "/admin/transactions/currency/": 6,
+    "/admin/balances/balance/": 7,
+    "/admin/balances/balanceentry/": 7,
+    "/admin/audit/auditlog/": 6,
+    "/admin/audit/auditseal/": 6,
+    "/admin/audit/reconciliationrun/": 6,
+    "/admin/token_blacklist/outstandingtoken/": 6,
+    "/admin/token_blacklist/blacklistedtoken/": 6,
+}
+
+
+def build_activity(admin_user, people: int) -> None:
+    """`people` senders, each with a credit, a transfer, a reversal, a queued transfer, a
+    failing weekly schedule and a small batch: rows on every console page."""
+    recipient = UserFactory(role="user")
+    for _ in range(people):
+        sender = UserFactory(role="user")
+        money_services.credit(actor=admin_user, user=sender, amount=Decimal("50"), currency="USD")
+        txn = money_services.transfer(
+            actor=sender, sender=sender, recipient=recipient, amount=Decimal("5"), currency="USD"
+        )
+        money_services.reverse(actor=admin_user, transaction_id=txn.pk, reason="test")
+        money_services.create_pending(
+            actor=sender,
+            kind=TransactionType.TRANSFER,
+            from_user=sender,
+            to_user=recipient,
+            amount=Decimal("1"),
+            currency="USD",
+        )
+        broke = UserFactory(role="user")
+        money_services.create_schedule(
+            actor=broke,
+            sender=broke,
+            recipient=recipient,
+            amount=Decimal("1"),
+            currency="USD",
+            run_at=timezone.now(),
+            interval="weekly",
+        )
+        batch = money_services.create_batch(
+            actor=admin_user,
+            items=[
+                money_services.BatchItemInput(
+                    from_user_id=sender.pk,
+                    to_user_id=recipient.pk,
+                    amount=Decimal("1"),
+                    currency="USD",
+                ),
+                money_services.BatchItemInput(
+                    from_user_id=sender.pk, to_user_id=999_999, amount=Decimal("1"), currency="USD"
+                ),
+            ],
+            atomic=False,
+        )
+        money_services.process_batch_chunk(batch_id=batch.pk, start=0, stop=2)
+    for run_id in money_services.claim_due_runs(now=timezone.now() + timedelta(minutes=1)):
+        money_services.execute_scheduled_run(run_id=run_id)
+    reconcile()
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def test_every_page_makes_a_fixed_number_of_queries(admin_console, admin_user):
+    # given a little activity
+    build_activity(admin_user, people=1)
+    admin_console.get("/admin/")  # the currency table is read once per process, then kept
+    small = {url: queries_for(admin_console, url) for url in PAGES}
+    # when there is three times as much
+    build_activity(admin_user, people=2)
+    large = {url: queries_for(admin_console, url) for url in PAGES}
+    # then each page makes the same, pinned, number of queries
+    assert large == small
+    assert small == PAGES

@@ -1,0 +1,169 @@
+"""Transfer batches and their items: progress and per-item results, read-only."""
+
+import uuid
+
+from django.contrib import admin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
+
+from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
+from transactions.money import format_amount
+from wallet_project.admin_mixins import LargeTableMixin, OperationsMixin, ReadOnlyAdminMixin
+from wallet_project.admin_views import audit_link, status_badge, transaction_link, user_link
+
+FAILED_ITEMS_SHOWN = 50
+
+
+def batch_link(batch_id) -> str:
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:transactions_transferbatch_change", args=[batch_id]),
+        str(batch_id)[:8],
+    )
+
+
+@admin.register(TransferBatch)
+class TransferBatchAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "owner_column",
+        "atomic",
+        "status_column",
+        "progress",
+        "succeeded",
+        "failed",
+        "created_at",
+        "completed_at",
+    )
+    list_select_related = ("owner",)
+    list_filter = ("status", "atomic")
+    search_fields = ("=owner__username",)
+    search_help_text = "A batch id, or the owner's exact username."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    sortable_by = ("created_at",)
+    change_form_template = "admin/wallet/change_form.html"
+    fields = (
+        "id",
+        "owner_column",
+        "atomic",
+        "status_column",
+        "progress",
+        "succeeded",
+        "failed",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    )
+    readonly_fields = ("owner_column", "status_column", "progress")
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            return queryset.filter(pk=uuid.UUID(search_term.strip())), False
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="id", ordering="created_at")
+    def short_id(self, obj: TransferBatch) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="owner")
+    def owner_column(self, obj: TransferBatch) -> str:
+        return user_link(obj.owner)
+
+    @admin.display(description="status")
+    def status_column(self, obj: TransferBatch) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="processed")
+    def progress(self, obj: TransferBatch) -> str:
+        return f"{obj.processed} / {obj.total}"
+
+    def object_links(self, request, obj: TransferBatch) -> list[dict]:
+        items = reverse("admin:transactions_transferbatchitem_changelist")
+        return [
+            {"label": "All items", "url": f"{items}?batch__id__exact={obj.pk}"},
+            audit_link("batch", obj.pk),
+        ]
+
+    def object_context(self, request, obj: TransferBatch) -> dict:
+        items = TransferBatchItem.objects.filter(batch_id=obj.pk)
+        by_status = dict(
+            items.order_by()
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        failed = items.filter(status=BatchItemStatus.FAILED).order_by("index")[:FAILED_ITEMS_SHOWN]
+        return {
+            "wallet_sections": "admin/transactions/transferbatch/items.html",
+            "item_counts": [
+                (status, by_status.get(status, 0)) for status in BatchItemStatus.values
+            ],
+            "failed_items": [
+                {"item": item, "amount": format_amount(item.amount, item.currency)}
+                for item in failed
+            ],
+            "failed_shown": FAILED_ITEMS_SHOWN,
+        }
+
+
+@admin.register(TransferBatchItem)
+class TransferBatchItemAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = (
+        "batch_column",
+        "index",
+        "from_user_id",
+        "to_user_id",
+        "amount_column",
+        "status_column",
+        "transaction_column",
+        "error_code",
+        "error_message",
+    )
+    list_filter = ("status",)
+    search_fields = ("=error_code",)
+    search_help_text = "A batch id, or an exact error code."
+    ordering = ("batch_id", "index")
+    sortable_by = ("index",)
+    fields = (
+        "batch_column",
+        "index",
+        "from_user_id",
+        "to_user_id",
+        "amount_column",
+        "description",
+        "reference",
+        "status_column",
+        "transaction_column",
+        "error_code",
+        "error_message",
+    )
+    readonly_fields = ("batch_column", "amount_column", "status_column", "transaction_column")
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            return queryset.filter(batch_id=uuid.UUID(search_term.strip())), False
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="batch")
+    def batch_column(self, obj: TransferBatchItem) -> str:
+        return batch_link(obj.batch_id)
+
+    @admin.display(description="amount")
+    def amount_column(self, obj: TransferBatchItem) -> str:
+        return format_html(
+            '<span class="wallet-amount">{} {}</span>',
+            format_amount(obj.amount, obj.currency),
+            obj.currency,
+        )
+
+    @admin.display(description="status")
+    def status_column(self, obj: TransferBatchItem) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="transaction")
+    def transaction_column(self, obj: TransferBatchItem) -> str:
+        return transaction_link(obj.transaction_id)
