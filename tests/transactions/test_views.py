@@ -500,6 +500,28 @@ def test_a_reversal_cannot_itself_be_reversed(paid, admin_client):
     assert_unchanged(before)
 
 
+def test_a_failed_transaction_cannot_be_reversed(funded_user, other_user, admin_client):
+    # given an asynchronous transfer the worker failed for lack of funds
+    sender = funded_user("1.00")
+    txn = services.create_pending(
+        actor=sender,
+        kind=TransactionType.TRANSFER,
+        from_user=sender,
+        to_user=other_user,
+        amount=Decimal("2.00"),
+        currency="USD",
+    )
+    services.process_pending_transaction(transaction_id=txn.pk)
+    shown = admin_client.get(f"{API}/{txn.pk}").json()
+    assert (shown["status"], shown["failure_code"]) == ("failed", "insufficient_funds")
+    before = ledger_snapshot()
+    # when
+    response = admin_client.post(f"{API}/{txn.pk}/reverse", {"reason": "x"}, format="json")
+    # then
+    assert_refused(response, 422, "invalid_state")
+    assert_unchanged(before)
+
+
 def test_a_reversal_needs_a_reason(paid, admin_client):
     # given
     before = ledger_snapshot()

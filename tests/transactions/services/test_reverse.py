@@ -2,7 +2,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditLog
@@ -147,20 +146,20 @@ def test_a_reversal_cannot_be_reversed(paid, admin_user):
 
 @pytest.mark.parametrize("status", [TransactionStatus.PENDING, TransactionStatus.FAILED])
 def test_only_a_completed_transaction_can_be_reversed(funded_user, other_user, admin_user, status):
-    # given a transaction that never moved money
-    sender = funded_user("50.00")
-    txn = services.new_transaction(
-        kind=TransactionType.TRANSFER,
+    # given an asynchronous transfer that is still queued, or that the worker failed
+    sender = funded_user("5.00")
+    txn = services.create_pending(
         actor=sender,
-        from_user_id=sender.pk,
-        to_user_id=other_user.pk,
-        amount=Decimal("5.00"),
+        kind=TransactionType.TRANSFER,
+        from_user=sender,
+        to_user=other_user,
+        amount=Decimal("50.00"),
         currency="USD",
-        status=status,
-        now=timezone.now(),
     )
-    txn.failure_code = "insufficient_funds" if status == TransactionStatus.FAILED else None
-    txn.save(force_insert=True)
+    if status == TransactionStatus.FAILED:
+        services.process_pending_transaction(transaction_id=txn.pk)
+    txn.refresh_from_db()
+    assert txn.status == status
     before = ledger_snapshot()
     # when
     with pytest.raises(InvalidStateError) as refused:
