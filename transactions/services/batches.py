@@ -12,11 +12,14 @@ items carry their own error, the others `batch_aborted`, and the batch ends `fai
 checked for `pending`/`processing` first, makes a second run a no-op.
 
 Other batches are cut into chunks of CHUNK_SIZE items, each a `process_batch_chunk`
-task, so several workers share the work. Every item is a normal `transfer` (the same
-checks, limits and audit as a single request) with the idempotency key
-`batch:<id>:<index>`, scoped to the batch owner; its outcome and the batch counters are
-written in one statement, only if the item is still pending, so a redelivered chunk
-counts nothing twice. The batch is `completed` when the last item is counted.
+task, so several workers share the work. A chunk runs its items in groups of GROUP_SIZE,
+one database transaction per group: the group's balances are locked once, in key order,
+then every item runs through the same body as a single `transfer` (its checks, limits,
+audit events) in its own savepoint, with the idempotency key `batch:<id>:<index>` scoped
+to the batch owner; a refused item rolls back to its savepoint and only itself. The
+items' outcomes and the batch counters are written in the same transaction as the money,
+only for items still pending, so a redelivered chunk counts and pays nothing twice. The
+batch is `completed` when the last item is counted.
 """
 
 import logging
@@ -53,7 +56,7 @@ from transactions.services.movements import (
     new_transaction,
     schedule_after_commit,
     transaction_event,
-    transfer,
+    transfer_in_transaction,
 )
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
 from transactions.tasks import process_batch_chunk as process_batch_chunk_task
@@ -69,7 +72,8 @@ from wallet_project.errors import (
 logger = logging.getLogger("wallet.batches")
 
 MAX_ITEMS = 10_000
-CHUNK_SIZE = 250  # a few seconds of work per task: progress stays fresh, redelivery is cheap
+CHUNK_SIZE = 250  # one task: about a second of work, so progress stays fresh
+GROUP_SIZE = 25  # items per database transaction: one commit for many, locks held briefly
 ABORTED = "batch_aborted"  # item error in a failed atomic batch for items that were fine
 
 
@@ -435,10 +439,11 @@ def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
 
 _RECORD_SQL = """
 WITH item AS (
-    UPDATE transfer_batch_items
-    SET status = %s, transaction_id = %s::uuid, error_code = %s, error_message = %s
-    WHERE id = %s AND status = 'pending'
-    RETURNING status
+    UPDATE transfer_batch_items i
+    SET status = v.status, transaction_id = v.txn, error_code = v.code, error_message = v.message
+    FROM {source}
+    WHERE i.id = v.id AND i.status = 'pending'
+    RETURNING i.status
 ), counted AS (
     SELECT count(*)::integer AS n,
            count(*) FILTER (WHERE status = 'completed')::integer AS ok
@@ -456,37 +461,28 @@ FROM counted c
 WHERE b.id = %s::uuid
 RETURNING c.n, b.status, b.processed, b.total
 """
+_OUTCOME_COLUMNS = [
+    ("id", "bigint"),
+    ("status", "varchar"),
+    ("txn", "uuid"),
+    ("code", "varchar"),
+    ("message", "varchar"),
+]
 
 
-@transaction.atomic(durable=True)
-def _record_item(
-    *,
-    batch_id: object,
-    item_id: int,
-    transaction_id: str | None,
-    error: WalletError | None,
-) -> None:
-    """Write one item's outcome and count it, in one statement, only if still pending.
+def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
+    """Write the items' outcomes and count them, in one statement, only items still pending.
 
-    The statement locks the batch row; the batch's `batch.completed` event is written
-    under that lock by the one call that counts the last item.
+    Runs in the caller's transaction (the one that moved the money), so an outcome is
+    recorded exactly when its transfer commits. The statement locks the batch row; the
+    one call that counts the last item writes `batch.completed` under that lock.
     """
-    status = BatchItemStatus.FAILED if error else BatchItemStatus.COMPLETED
+    source, params = rows_source("v", _OUTCOME_COLUMNS, outcomes)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_SQL,
-            [
-                status,
-                transaction_id,
-                error.code if error else None,
-                error.message[:500] if error else None,
-                item_id,
-                batch_id,
-            ],
-        )
-        counted, batch_status, processed, total = cursor.fetchone()
-    if counted and processed == total and batch_status == BatchStatus.COMPLETED:
-        batch = TransferBatch.objects.get(pk=batch_id)
+        cursor.execute(_RECORD_SQL.format(source=source), [*params, batch.pk])
+        counted, status, processed, total = cursor.fetchone()
+    if counted and processed == total and status == BatchStatus.COMPLETED:
+        batch.refresh_from_db()
         statements = StatementBatch()
         add_events(
             statements,
@@ -514,42 +510,68 @@ def item_idempotency(*, batch: TransferBatch, item: TransferBatchItem) -> Idempo
     )
 
 
-def _run_item(*, batch: TransferBatch, item: TransferBatchItem, users: dict[int, User]) -> None:
+def _run_item(*, batch: TransferBatch, item: TransferBatchItem, users: dict[int, User]) -> tuple:
+    """One item as a normal transfer, in its own savepoint; returns its outcome row."""
     sender, recipient = users.get(item.from_user_id), users.get(item.to_user_id)
-    transaction_id = None
-    error: WalletError | None = None
-    idempotency = item_idempotency(batch=batch, item=item)
     try:
         if recipient is None:
             raise NotFoundError("The recipient does not exist.")
         if sender is None:
             raise NotFoundError("The sender does not exist.")
-        txn = transfer(
-            actor=batch.owner,
-            sender=sender,
-            recipient=recipient,
-            amount=item.amount,
-            currency=item.currency,
-            description=item.description,
-            reference=item.reference,
-            idempotency=idempotency,
-        )
-        transaction_id = str(txn.pk)
-    except IdempotentReplay as replay:  # done by an earlier delivery of this chunk
-        transaction_id = replay.transaction_id
+        with transaction.atomic():  # a refused item rolls back to here, and only itself
+            txn = transfer_in_transaction(
+                actor=batch.owner,
+                sender=sender,
+                recipient=recipient,
+                amount=item.amount,
+                currency=item.currency,
+                description=item.description,
+                reference=item.reference,
+                idempotency=item_idempotency(batch=batch, item=item),
+            )
+        return (item.pk, BatchItemStatus.COMPLETED, txn.pk, None, None)
+    except IdempotentReplay as replay:  # applied earlier under this item's key
+        return (item.pk, BatchItemStatus.COMPLETED, replay.transaction_id, None, None)
     except WalletError as refusal:
-        if refusal.http_status >= 500:  # transient: leave the item pending for a retry
+        if refusal.http_status >= 500:  # transient: the whole group is retried
             raise
-        error = refusal
-    _record_item(batch_id=batch.pk, item_id=item.pk, transaction_id=transaction_id, error=error)
+        return (item.pk, BatchItemStatus.FAILED, None, refusal.code, refusal.message[:500])
+
+
+@retry_on_lock_conflict
+@transaction.atomic(durable=True)
+def _run_group(*, batch: TransferBatch, item_ids: list[int], users: dict[int, User]) -> int:
+    """Run a group of items in one database transaction, each item in its own savepoint.
+
+    Every balance the group touches is locked first, once, in primary-key order, so the
+    items never wait on each other and two groups cannot deadlock; the items then take
+    the same path as a single `transfer` (checks, limits, idempotency key, audit), and
+    their outcomes and the batch counters are written before the one commit.
+    """
+    items = list(
+        TransferBatchItem.objects.filter(pk__in=item_ids, status=BatchItemStatus.PENDING)
+        .select_for_update()
+        .order_by("index")
+    )
+    if not items:
+        return 0
+    parties = [i for i in items if i.from_user_id in users and i.to_user_id in users]
+    lock_balances(
+        keys=[(i.from_user_id, i.currency) for i in parties]
+        + [(i.to_user_id, i.currency) for i in parties],
+        create_missing=[(i.to_user_id, i.currency) for i in parties],
+    )
+    outcomes = [_run_item(batch=batch, item=item, users=users) for item in items]
+    _record_outcomes(batch=batch, outcomes=outcomes)
+    return len(items)
 
 
 def process_batch_chunk(*, batch_id: object, start: int, stop: int) -> int:
     """Run the pending items `start <= index < stop` of a chunked batch; returns how many.
 
     Holds the advisory lock `batch:<id>:<start>` while it works, so a duplicate message
-    skips; each item is a `transfer` with the key `batch:<id>:<index>` (one money
-    transaction per item, locks as in `transfer`).
+    skips. Items run in groups of GROUP_SIZE, one database transaction per group (see
+    `_run_group`); a redelivered chunk finds finished items no longer pending.
     """
     with worker_exclusive(name=f"batch:{batch_id}:{start}") as acquired:
         if not acquired:
@@ -557,19 +579,23 @@ def process_batch_chunk(*, batch_id: object, start: int, stop: int) -> int:
         batch = TransferBatch.objects.select_related("owner").filter(pk=batch_id).first()
         if batch is None or not _unfinished(batch):
             return 0
-        items = list(
+        pending = list(
             TransferBatchItem.objects.filter(
                 batch_id=batch.pk,
                 index__gte=start,
                 index__lt=stop,
                 status=BatchItemStatus.PENDING,
-            ).order_by("index")
+            )
+            .order_by("index")
+            .values_list("pk", "from_user_id", "to_user_id")
         )
-        ids = {i.from_user_id for i in items} | {i.to_user_id for i in items}
+        ids = {row[1] for row in pending} | {row[2] for row in pending}
         users = {u.pk: u for u in User.objects.filter(pk__in=ids)}
-        for item in items:
-            _run_item(batch=batch, item=item, users=users)
-        return len(items)
+        done = 0
+        for first in range(0, len(pending), GROUP_SIZE):
+            group = [row[0] for row in pending[first : first + GROUP_SIZE]]
+            done += _run_group(batch=batch, item_ids=group, users=users)
+        return done
 
 
 def resume_stalled_batches(*, older_than: timedelta) -> int:
