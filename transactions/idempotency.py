@@ -46,10 +46,10 @@ class IdempotencyRequest:
 
 
 def validate_key(raw: str) -> str:
-    if not (1 <= len(raw) <= MAX_KEY_LENGTH) or not all(32 < ord(c) < 127 for c in raw):
+    if not (1 <= len(raw) <= MAX_KEY_LENGTH) or not all(32 <= ord(c) < 127 for c in raw):
         raise ValidationFailedError(
             "The Idempotency-Key header must be 1-255 printable ASCII characters.",
-            details={"Idempotency-Key": ["1-255 printable ASCII characters without spaces."]},
+            details={"Idempotency-Key": ["1-255 printable ASCII characters."]},
         )
     return raw
 
