@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from wallet_project.errors import ValidationFailedError
@@ -136,6 +137,7 @@ class CurrencyField(serializers.CharField):
         return data
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "10.50"})
 class AmountField(serializers.Field):
     """A money amount: parsed strictly against the sibling `currency` field, rendered as a string.
 

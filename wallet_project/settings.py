@@ -190,6 +190,14 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"Bearer": []}],
+    # Several models have a `status`: one named enum each (BatchItemStatus and
+    # ScheduledRunStatus share their values, so they share a name).
+    "ENUM_NAME_OVERRIDES": {
+        "TransactionStatusEnum": "transactions.models.TransactionStatus",
+        "BatchStatusEnum": "transactions.models.BatchStatus",
+        "OutcomeStatusEnum": "transactions.models.BatchItemStatus",
+        "ScheduleStatusEnum": "transactions.models.ScheduleStatus",
+    },
 }
 
 # ---------------------------------------------------------------- CORS and security
