@@ -287,6 +287,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # ---------------------------------------------------------------- logging
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Celery workers and beat keep this configuration (JSON lines) instead of installing their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
