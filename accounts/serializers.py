@@ -80,4 +80,4 @@ class UserReplaceInputSerializer(UserUpdateInputSerializer):
 class UserFilterSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     is_active = serializers.BooleanField(required=False, allow_null=True, default=None)
-    search = serializers.CharField(required=False, max_length=254)
+    search = serializers.CharField(required=False, allow_blank=True, max_length=254)

@@ -136,14 +136,16 @@ def update_user(
     does not); a new password ends every session of that user. Deactivating locks the
     user's balances like `deactivate_user`.
 
-    Locks the user row (then the balances when deactivating). Raises PermissionDeniedError,
-    ValidationFailedError, ConflictError. Writes `user.updated`, `user.role_changed`,
+    Locks the user row (then the balances when deactivating). Raises PermissionDeniedError
+    (also for an admin changing their own role or activation), ValidationFailedError,
+    ConflictError. Writes `user.updated`, `user.role_changed`,
     `user.activated` or `user.deactivated`.
     """
     if (role is not None or is_active is not None) and not actor.is_admin:
         raise PermissionDeniedError("Only an admin can change a role or activation.")
     if actor.pk != user.pk and not actor.is_admin:
         raise PermissionDeniedError("Only an admin can change another user.")
+    _ensure_not_self_lockout(actor=actor, user=user, role=role, is_active=is_active)
     lock_user_row(user_id=user.pk)
     user.refresh_from_db()
     needs_current = password is not None and (actor.pk == user.pk or not actor.is_admin)
@@ -192,6 +194,18 @@ def update_user(
     return user
 
 
+def _ensure_not_self_lockout(
+    *, actor: User, user: User, role: str | None, is_active: bool | None
+) -> None:
+    """An admin may not demote or deactivate themselves: another admin must do it."""
+    if actor.pk != user.pk:
+        return
+    if role is not None and role != user.role:
+        raise PermissionDeniedError("An admin cannot change their own role.")
+    if is_active is False:
+        raise PermissionDeniedError("An admin cannot deactivate their own account.")
+
+
 def _ensure_no_money(user: User) -> None:
     from balances.selectors import has_nonzero_balance
 
@@ -216,7 +230,9 @@ def deactivate_user(*, actor: User, user: User) -> User:
 
     Locks the user row, then the user's balances (users before balances, like every path),
     so no transfer can straddle the deactivation. Ends every session of the user.
+    Raises PermissionDeniedError for an admin deactivating themselves.
     """
+    _ensure_not_self_lockout(actor=actor, user=user, role=None, is_active=False)
     lock_user_row(user_id=user.pk)
     _lock_and_ensure_no_money(user)
     user.refresh_from_db()

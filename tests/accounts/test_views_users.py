@@ -450,3 +450,36 @@ def test_deleting_an_unknown_user_is_404(admin_client):
     response = admin_client.delete("/api/v1/users/987654321")
     # then
     assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("patch", {"role": "user"}), ("patch", {"is_active": False}), ("delete", None)],
+    ids=["own-role", "own-activation", "own-delete"],
+)
+def test_an_admin_cannot_lock_themselves_out(admin_client, admin_user, method, body):
+    # when
+    response = getattr(admin_client, method)(f"/api/v1/users/{admin_user.pk}", body, format="json")
+    # then
+    assert_error(response, 403, "permission_denied")
+    admin_user.refresh_from_db()
+    assert (admin_user.role, admin_user.is_active) == ("admin", True)
+    assert not _events(admin_user).exists()
+
+
+def test_an_admin_may_resend_their_unchanged_role(admin_client, admin_user):
+    # when
+    response = admin_client.patch(
+        f"/api/v1/users/{admin_user.pk}", {"role": "admin", "username": "chief"}, format="json"
+    )
+    # then
+    assert response.status_code == 200
+    assert response.json()["username"] == "chief"
+
+
+def test_an_empty_search_lists_everyone(admin_client, user, other_user):
+    # when
+    response = admin_client.get("/api/v1/users", {"search": ""})
+    # then
+    assert response.status_code == 200
+    assert {user.username, other_user.username} <= _usernames(response)
