@@ -25,6 +25,7 @@ def _check(*flags: str, **overrides: str | None) -> subprocess.CompletedProcess:
     env.update(
         {
             "DJANGO_ENV": "production",
+            "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": GOOD_KEY,
             "DJANGO_ALLOWED_HOSTS": "example.com",
         }
