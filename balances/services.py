@@ -101,8 +101,10 @@ def plan_postings(
         )
         batch.add(
             "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
-            f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id",
-            [now, *params],
+            f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id "
+            # The id list lets the planner use the primary key; a row source's size is unknown.
+            "AND b.id = ANY(%s::bigint[])",
+            [now, *params, list(touched)],
         )
     source, params = rows_source(
         "v",

@@ -35,6 +35,7 @@ from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head
 from balances.locks import LockedSet, lock_balances
 from balances.services import plan_postings
+from transactions import stats
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
@@ -442,7 +443,7 @@ WITH item AS (
     UPDATE transfer_batch_items i
     SET status = v.status, transaction_id = v.txn, error_code = v.code, error_message = v.message
     FROM {source}
-    WHERE i.id = v.id AND i.status = 'pending'
+    WHERE i.id = v.id AND i.id = ANY(%s::bigint[]) AND i.status = 'pending'
     RETURNING i.status
 ), counted AS (
     SELECT count(*)::integer AS n,
@@ -479,7 +480,10 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
     """
     source, params = rows_source("v", _OUTCOME_COLUMNS, outcomes)
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD_SQL.format(source=source), [*params, batch.pk])
+        cursor.execute(
+            _RECORD_SQL.format(source=source),
+            [*params, [row[0] for row in outcomes], batch.pk],
+        )
         counted, status, processed, total = cursor.fetchone()
     if counted and processed == total and status == BatchStatus.COMPLETED:
         batch.refresh_from_db()
@@ -592,9 +596,10 @@ def process_batch_chunk(*, batch_id: object, start: int, stop: int) -> int:
         ids = {row[1] for row in pending} | {row[2] for row in pending}
         users = {u.pk: u for u in User.objects.filter(pk__in=ids)}
         done = 0
-        for first in range(0, len(pending), GROUP_SIZE):
-            group = [row[0] for row in pending[first : first + GROUP_SIZE]]
-            done += _run_group(batch=batch, item_ids=group, users=users)
+        with stats.coalesced():  # one counter update per chunk, not one per item
+            for first in range(0, len(pending), GROUP_SIZE):
+                group = [row[0] for row in pending[first : first + GROUP_SIZE]]
+                done += _run_group(batch=batch, item_ids=group, users=users)
         return done
 
 
