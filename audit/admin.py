@@ -8,7 +8,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from audit.models import AuditLog, AuditSeal, ReconciliationRun
-from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin, choices_filter
+from wallet_project.admin_mixins import (
+    LargeTableMixin,
+    ReadOnlyAdminMixin,
+    choices_filter,
+    timestamp_column,
+)
 
 ENTITY_TYPES = ["user", "transaction", "balance", "batch", "schedule", "export"]
 KNOWN_ACTIONS = [
@@ -49,6 +54,8 @@ _ENTITY_PAGES = {
     "user": "admin:accounts_user_change",
     "transaction": "admin:transactions_transaction_change",
     "balance": "admin:balances_balance_change",
+    "batch": "admin:transactions_transferbatch_change",
+    "schedule": "admin:transactions_scheduledtransfer_change",
 }
 
 
@@ -61,7 +68,7 @@ def _pretty_json(value) -> str:
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
-    list_display = ("id", "created_at", "action", "entity", "actor", "request_id")
+    list_display = ("id", "created", "action", "entity", "actor", "request_id")
     list_select_related = ("actor",)
     list_filter = (
         choices_filter("entity_type", [(t, t) for t in ENTITY_TYPES], title="entity type"),
@@ -76,10 +83,11 @@ class AuditLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     search_help_text = "An exact entity id, request id, action, or actor username."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    sortable_by = ("created_at",)
+    sortable_by = ("created",)
+    created = timestamp_column("created_at")
     fields = (
         "id",
-        "created_at",
+        "created",
         "action",
         "entity",
         "actor",
@@ -91,7 +99,7 @@ class AuditLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "hash",
         "txid",
     )
-    readonly_fields = ("entity", "details_pretty")
+    readonly_fields = ("created", "entity", "details_pretty")
 
     @admin.display(description="entity")
     def entity(self, obj: AuditLog) -> str:

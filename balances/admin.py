@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
 from transactions.money import format_amount
-from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin
+from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin, timestamp_column
 from wallet_project.admin_views import transaction_link, user_link
 
 
@@ -43,7 +43,7 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "currency_code",
         "amount_display",
         "entry_count",
-        "last_updated_at",
+        "last_updated",
         "history",
     )
     list_select_related = ("user",)
@@ -58,11 +58,13 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "amount_display",
         "entry_count",
         "head_hash",
-        "created_at",
-        "last_updated_at",
+        "created",
+        "last_updated",
         "history",
     )
-    readonly_fields = ("owner", "amount_display", "history")
+    readonly_fields = ("owner", "amount_display", "history", "created", "last_updated")
+    created = timestamp_column("created_at")
+    last_updated = timestamp_column("last_updated_at")
 
     def get_search_results(self, request, queryset, search_term):
         found = _search_by_user_id(queryset, search_term)
@@ -99,7 +101,7 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
 class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = (
         "id",
-        "created_at",
+        "created",
         "owner",
         "currency_code",
         "delta_display",
@@ -122,9 +124,11 @@ class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "balance_after_display",
         "transaction_column",
         "balance",
-        "created_at",
+        "created",
     )
+    created = timestamp_column("created_at")
     readonly_fields = (
+        "created",
         "owner",
         "delta_display",
         "balance_after_display",

@@ -21,7 +21,7 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
 from django.views import View
 from django.views.generic import TemplateView
@@ -360,11 +360,18 @@ def _audit_trail_status() -> dict[str, Any] | None:
     return {"seal": seal, "covers_events": seal.event_count}
 
 
+def _reconciliation() -> dict[str, Any] | None:
+    summary = latest_reconciliation_summary()
+    if summary is None:
+        return None
+    return {**summary, "finished_at": parse_datetime(summary["finished_at"])}
+
+
 def index_summary() -> dict[str, Any]:
     """Headline figures for the console's front page (two small queries)."""
     return {
         "pending_count": count_pending_transactions(),
-        "reconciliation": latest_reconciliation_summary(),
+        "reconciliation": _reconciliation(),
     }
 
 
@@ -380,7 +387,7 @@ class DashboardView(TemplateView):
         start, end = _day_bounds(day)
         pending = list_pending_transactions(limit=10)
         now = timezone.now()
-        reconciliation = latest_reconciliation_summary()
+        reconciliation = _reconciliation()
         return {
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(request),

@@ -28,6 +28,7 @@ from wallet_project.admin_mixins import (
     OperationsMixin,
     ReadOnlyAdminMixin,
     choices_filter,
+    timestamp_column,
 )
 from wallet_project.admin_views import (
     audit_link,
@@ -128,10 +129,12 @@ class PartyFilter(admin.SimpleListFilter):
 class BalanceEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = BalanceEntry
     fk_name = "transaction"
-    fields = ("user", "currency", "delta_display", "balance_after_display", "created_at")
+    fields = ("user", "currency", "delta_display", "balance_after_display", "created")
     readonly_fields = fields
     extra = 0
     verbose_name_plural = "balance entries (the world account has no user)"
+
+    created = timestamp_column("created_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user").order_by("id")
@@ -149,7 +152,7 @@ class BalanceEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
 class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
-        "created_at",
+        "created",
         "type",
         "status_column",
         "amount_column",
@@ -164,7 +167,7 @@ class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, adm
     search_help_text = "A transaction id, an exact reference, or a party's exact username."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    sortable_by = ("created_at",)
+    sortable_by = ("created",)
     operations = (REVERSE, CANCEL_PENDING, REQUEUE_PENDING)
     inlines = (BalanceEntryInline,)
     change_list_template = "admin/transactions/transaction/change_list.html"
@@ -174,9 +177,11 @@ class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, adm
         ("Parties", {"fields": ("from_party", "to_party", "initiated_by")}),
         ("Details", {"fields": ("description", "reference", "failure_code")}),
         ("Reversal", {"fields": ("reversal_of_link", "reversed_by_link")}),
-        ("Times", {"fields": ("created_at", "completed_at")}),
+        ("Times (UTC)", {"fields": ("created", "completed")}),
     )
     readonly_fields = (
+        "created",
+        "completed",
         "status_column",
         "amount_column",
         "from_party",
@@ -184,6 +189,9 @@ class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, adm
         "reversal_of_link",
         "reversed_by_link",
     )
+
+    created = timestamp_column("created_at")
+    completed = timestamp_column("completed_at")
 
     def get_search_results(self, request, queryset, search_term):
         try:
