@@ -10,7 +10,7 @@ This module is loaded while the app registry is being built (it names the admin 
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
-from django.urls import path
+from django.urls import path, reverse
 
 
 def is_console_user(user) -> bool:
@@ -64,6 +64,19 @@ class WalletAdminSite(admin.AdminSite):
             ),
         ]
         return custom + super().get_urls()
+
+    def password_change(self, request, extra_context=None):
+        """Django's page, with a form that changes the password through the accounts service."""
+        from django.contrib.auth.views import PasswordChangeView
+
+        from wallet_project.admin_views import ConsolePasswordChangeForm
+
+        request.current_app = self.name
+        return PasswordChangeView.as_view(
+            form_class=ConsolePasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
 
     def index(self, request, extra_context=None):
         from wallet_project.admin_views import index_summary

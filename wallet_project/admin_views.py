@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -62,6 +62,21 @@ class ConsoleAuthenticationForm(AdminAuthenticationForm):
                 code="invalid_login",
                 params={"username": self.username_field.verbose_name},
             )
+
+
+class ConsolePasswordChangeForm(AdminPasswordChangeForm):
+    """Changing one's own password goes through `accounts.services.update_user`, which
+    checks the current password again, ends the user's API sessions and audits the change."""
+
+    def save(self, commit: bool = True):
+        from accounts import services as account_services
+
+        return account_services.update_user(
+            actor=self.user,
+            user=self.user,
+            password=self.cleaned_data["new_password1"],
+            current_password=self.cleaned_data["old_password"],
+        )
 
 
 # ---------------------------------------------------------------- confirmation pages

@@ -265,3 +265,43 @@ def test_the_delete_selected_action_is_not_offered(admin_console, paid):
     # then
     assert "delete_selected" not in page
     assert "freeze_selected" in page
+
+
+def test_changing_ones_password_goes_through_the_service_and_is_audited(admin_user):
+    # given
+    from audit.models import AuditLog
+
+    client = Client()
+    client.post("/admin/login/", {"username": admin_user.username, "password": PASSWORD})
+    # when
+    response = client.post(
+        "/admin/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "Another-Horse-77",
+            "new_password2": "Another-Horse-77",
+        },
+    )
+    # then
+    assert response.status_code == 302
+    admin_user.refresh_from_db()
+    assert admin_user.check_password("Another-Horse-77")
+    event = AuditLog.objects.filter(entity_id=str(admin_user.pk), action="user.updated").get()
+    assert event.details["changes"]["password"] == {"changed": True}
+    assert client.get("/admin/").status_code == 200  # this session stays open
+
+
+def test_a_wrong_current_password_changes_nothing(admin_console, admin_user):
+    # when
+    response = admin_console.post(
+        "/admin/password_change/",
+        {
+            "old_password": "not-it",
+            "new_password1": "Another-Horse-77",
+            "new_password2": "Another-Horse-77",
+        },
+    )
+    # then
+    assert response.status_code == 200
+    admin_user.refresh_from_db()
+    assert admin_user.check_password(PASSWORD)
