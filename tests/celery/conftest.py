@@ -1,0 +1,74 @@
+"""A real Celery worker (threads, in this process) against the real Redis broker."""
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
+from django.db import connection
+
+from wallet_project.celery import app
+
+QUEUES = ["transactions", "scheduled", "maintenance"]
+
+
+def _close_worker_connection(**_kwargs) -> None:
+    """Each worker thread closes its database connection after a task (tests flush tables)."""
+    if threading.current_thread() is not threading.main_thread():
+        connection.close()
+
+
+@pytest.fixture
+def celery_worker(settings):
+    """Four worker threads consuming every queue; Celery is not eager inside the test."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            conn.default_channel.queue_purge(queue)
+    task_postrun.connect(_close_worker_connection, weak=False)
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            queues=QUEUES,
+            perform_ping_check=False,
+            shutdown_timeout=60,
+            loglevel="WARNING",
+        ) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(_close_worker_connection)
+        app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def task_runs():
+    """How many times each task (by name) has finished on the worker during the test."""
+    runs: Counter = Counter()
+    lock = threading.Lock()
+
+    def count(sender=None, **_kwargs) -> None:
+        with lock:
+            runs[sender.name] += 1
+
+    task_postrun.connect(count, weak=False)
+    yield runs
+    task_postrun.disconnect(count)
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, every: float = 0.05):
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)
