@@ -9,6 +9,13 @@ Tables
 - `idempotency_keys`: `UNIQUE (user_id, key)`; the row is inserted in the same database
   transaction as the movement it guards, so a duplicate waits on the unique index and then
   replays the stored response.
+- `transfer_batches`, `transfer_batch_items`: a batch of up to 10,000 transfers and each
+  item's outcome; `processed = succeeded + failed <= total` (`batch_counts_consistent`),
+  one item per index (`batch_item_unique_index`). See `TransferBatch`.
+- `scheduled_transfers`, `scheduled_runs`: one-time or recurring transfers and every run,
+  one row per run number (`scheduled_run_unique_number`); an active schedule always has a
+  next run (`schedule_active_has_next_run`). See `ScheduledTransfer` for the run and
+  failure policy.
 
 Invariants: every completed transaction has balance entries summing to zero (see
 `balances.models`), and a transaction's status only moves along `ALLOWED_TRANSITIONS`.
