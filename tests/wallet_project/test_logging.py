@@ -25,10 +25,13 @@ def _render(logger_name: str, emit) -> list[dict]:
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(logger_name)
     logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)  # whatever level earlier tests left on the root logger
     try:
         emit()
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 

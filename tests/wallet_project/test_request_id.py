@@ -23,10 +23,13 @@ def access_log():
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("wallet.access")
     logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever level earlier tests left on the root logger
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.mark.parametrize(
