@@ -305,7 +305,9 @@ class ScheduleInputSerializer(MoneyInputMixin, serializers.Serializer):
     description = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
     )
-    run_at = serializers.DateTimeField(help_text="The first (or only) run.")
+    run_at = serializers.DateTimeField(
+        help_text="The first (or only) run; not in the past (5 minutes of clock skew allowed)."
+    )
     interval = serializers.ChoiceField(
         choices=ScheduleInterval.choices,
         required=False,
