@@ -18,8 +18,10 @@ How the chain is kept without one global lock
   by the seals only.
 - The global stream is sealed asynchronously: each event records the id of the database
   transaction that wrote it (`txid`, from `pg_current_xact_id()`). The sealer reads the
-  oldest transaction still running (`pg_snapshot_xmin`); every transaction older than
-  that has committed or aborted, so the set of events with `txid` below it is final. A
+  oldest transaction still running in this database (`pg_stat_activity.backend_xid`, or
+  its own id when none is); every transaction older than that has committed or aborted,
+  and any transaction still to write gets a larger id, so the set of events with `txid`
+  below it is final. A
   seal covers exactly the events with `txid` in `[previous seal's xmin, this xmin)`,
   ordered by `(txid, id)`: their count and a digest of their hashes, chained to the
   previous seal and signed with an HMAC of the secret key. Ranges are contiguous, so a

@@ -15,6 +15,23 @@ from audit.models import AuditSeal
 
 SEALER_LOCK_ID = 7_301_001  # pg_advisory_xact_lock key: one sealer at a time
 
+# The oldest transaction id still running in this database (as a 64-bit xid8), or our own
+# id when none is. Only this database's transactions can write audit events, so transactions
+# of other databases on the same server never hold sealing back. A transaction that has no
+# id yet when this runs will get one above ours, so nothing below the horizon can still
+# appear. 32-bit backend xids are widened with the epoch of our own 64-bit id.
+_HORIZON_SQL = """
+WITH me AS (SELECT pg_current_xact_id()::text::bigint AS x)
+SELECT coalesce(
+    min((((me.x >> 32) - CASE WHEN a.backend_xid::text::bigint > (me.x & 4294967295)
+                              THEN 1 ELSE 0 END) << 32) | a.backend_xid::text::bigint),
+    me.x)
+FROM me LEFT JOIN pg_stat_activity a
+  ON a.datname = current_database() AND a.backend_xid IS NOT NULL
+ AND a.pid <> pg_backend_pid()
+GROUP BY me.x
+"""
+
 
 def _events_digest(*, xid_from: int, xid_to: int) -> tuple[int, str, int | None]:
     """Count and digest of the event hashes with `xid_from <= txid < xid_to`, in (txid, id) order."""
@@ -43,7 +60,7 @@ def seal_audit_stream() -> AuditSeal | None:
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEALER_LOCK_ID])
-        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        cursor.execute(_HORIZON_SQL)
         horizon = cursor.fetchone()[0]
     last = AuditSeal.objects.order_by("-id").first()
     xid_from = last.xid_to if last else 0
