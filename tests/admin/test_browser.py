@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from audit.reconciliation import reconcile
 from balances.models import Balance
 from tests.accounts.factories import PASSWORD, UserFactory
 from transactions import services as money_services
@@ -95,6 +96,7 @@ def test_admin_reverses_a_transaction_in_the_browser(browser, live_server):
         currency="USD",
         description="concert tickets",
     )
+    reconcile()
 
     # when the admin logs in through the login form
     browser.get(f"{live_server.url}/admin/login/?next=/admin/")
@@ -106,10 +108,11 @@ def test_admin_reverses_a_transaction_in_the_browser(browser, live_server):
 
     # when the admin opens the dashboard
     browser.find_element(By.LINK_TEXT, "Open the operations dashboard").click()
-    # then today's activity is there
+    # then today's activity and the last reconciliation are there
     assert "Operations dashboard" in browser.title
     activity = browser.find_element(By.ID, "activity-by-type").text
     assert "Transfer" in activity
+    assert "Reconciled" in browser.find_element(By.ID, "reconciliation-card").text
     _screenshot(browser, "admin-dashboard.png")
 
     # when the admin opens the transaction and asks to reverse it
