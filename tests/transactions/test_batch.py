@@ -165,7 +165,7 @@ def test_an_atomic_batch_writes_with_a_fixed_number_of_statements(
 
     small, large = prepared(5), prepared(200)
     # when / then: the same number of queries whatever the size
-    with django_assert_max_num_queries(12) as small_queries:
+    with django_assert_max_num_queries(15) as small_queries:
         services.apply_atomic_batch(batch_id=small.pk)
     with django_assert_max_num_queries(len(small_queries.captured_queries)):
         services.apply_atomic_batch(batch_id=large.pk)

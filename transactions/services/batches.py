@@ -370,70 +370,87 @@ def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
     refused = _check_items(items, users, locked)
     if refused:
         statements, events = _fail_atomic(batch=batch, refused=refused, now=now)
-        txns = []
-    else:
-        txns = [
-            new_transaction(
-                kind=TransactionType.TRANSFER,
-                actor=batch.owner,
-                from_user_id=from_id,
-                to_user_id=to_id,
-                amount=amount,
-                currency=currency,
-                description=description,
-                reference=reference,
-                now=now,
-            )
-            for _, from_id, to_id, amount, currency, description, reference in items
-        ]
-        statements, result = plan_postings(
+        _finish_batch_row(statements, batch=batch, now=now)
+        add_events(statements, events=events)
+        statements.execute()
+        return batch
+    txns = [
+        new_transaction(
+            kind=TransactionType.TRANSFER,
+            actor=batch.owner,
+            from_user_id=from_id,
+            to_user_id=to_id,
+            amount=amount,
+            currency=currency,
+            description=description,
+            reference=reference,
+            now=now,
+        )
+        for _, from_id, to_id, amount, currency, description, reference in items
+    ]
+    batch.status = BatchStatus.COMPLETED
+    batch.processed = batch.succeeded = batch.total
+    finished = _batch_event(batch=batch, action="batch.completed", actor_id=None, now=now)
+    # Pipeline mode: each statement is sent at once and runs on the server while the next
+    # one is computed here, so the database and this process work at the same time. The
+    # foreign keys are checked as each statement ends (not all at commit), in that overlap;
+    # every statement only references rows written by the ones before it.
+    with connection.connection.pipeline():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        rows = StatementBatch()
+        add_transaction_inserts(rows, txns=txns)
+        _complete_items(rows, batch=batch, indexes=[i[0] for i in items], txns=txns)
+        rows.execute()
+        postings, result = plan_postings(
             locked=locked,
             postings=[leg for txn in txns for leg in legs_for(txn)],
             actor_id=batch.owner_id,
             now=now,
         )
-        add_transaction_inserts(statements, txns=txns)
-        source, params = rows_source(
-            "v",
-            [("idx", "integer"), ("txn", "uuid")],
-            [(i[0], t.pk) for i, t in zip(items, txns, strict=True)],
+        add_events(postings, events=result.events)
+        postings.execute()
+        events = StatementBatch()
+        add_events(
+            events,
+            events=[
+                *(
+                    transaction_event(
+                        txn=txn, action="transaction.completed", actor_id=batch.owner_id, now=now
+                    )
+                    for txn in txns
+                ),
+                finished,
+            ],
         )
-        statements.add(
-            f"UPDATE transfer_batch_items i SET status = 'completed', transaction_id = v.txn FROM {source} "  # noqa: S608
-            "WHERE i.batch_id = %s::uuid AND i.index = v.idx",
-            [*params, batch.pk],
-        )
-        batch.status = BatchStatus.COMPLETED
-        batch.processed = batch.succeeded = batch.total
-        events = [
-            *(
-                transaction_event(
-                    txn=txn, action="transaction.completed", actor_id=batch.owner_id, now=now
-                )
-                for txn in txns
-            ),
-            *result.events,
-            _batch_event(batch=batch, action="batch.completed", actor_id=None, now=now),
-        ]
+        _finish_batch_row(events, batch=batch, now=now)
+        events.execute()
+    schedule_after_commit(txns)
+    return batch
+
+
+def _complete_items(
+    statements: StatementBatch, *, batch: TransferBatch, indexes: list[int], txns: list
+) -> None:
+    source, params = rows_source(
+        "v",
+        [("idx", "integer"), ("txn", "uuid")],
+        [(index, txn.pk) for index, txn in zip(indexes, txns, strict=True)],
+    )
+    statements.add(
+        f"UPDATE transfer_batch_items i SET status = 'completed', transaction_id = v.txn FROM {source} "  # noqa: S608
+        "WHERE i.batch_id = %s::uuid AND i.index = v.idx",
+        [*params, batch.pk],
+    )
+
+
+def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: datetime) -> None:
     batch.completed_at = batch.updated_at = now
     statements.add(
         "UPDATE transfer_batches SET status = %s, processed = %s, succeeded = %s, failed = %s, "
         "completed_at = %s, updated_at = %s WHERE id = %s::uuid",
-        [
-            batch.status,
-            batch.processed,
-            batch.succeeded,
-            batch.failed,
-            now,
-            now,
-            batch.pk,
-        ],
+        [batch.status, batch.processed, batch.succeeded, batch.failed, now, now, batch.pk],
     )
-    add_events(statements, events=events)
-    statements.execute()
-    if txns:
-        schedule_after_commit(txns)
-    return batch
 
 
 # ---------------------------------------------------------------- chunked batches
