@@ -288,6 +288,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
+    # Every day: delete refresh tokens that have expired (and their blacklist rows).
+    "maintenance.flush_expired_tokens": {
+        "task": "maintenance.flush_expired_tokens",
+        "schedule": 86400.0,
+    },
     # Every 5 minutes: reconcile the ledger invariants and the audit trail.
     "maintenance.reconcile": {"task": "maintenance.reconcile", "schedule": 300.0},
 }
