@@ -4,6 +4,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -21,9 +22,8 @@ def _close_worker_connection(**_kwargs) -> None:
         connection.close()
 
 
-@pytest.fixture
-def celery_worker(settings):
-    """Four worker threads consuming every queue; Celery is not eager inside the test."""
+@contextmanager
+def _running_worker(settings, **options):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     with app.connection_for_write() as conn:
@@ -33,18 +33,27 @@ def celery_worker(settings):
     task_postrun.connect(_close_worker_connection, weak=False)
     try:
         with start_worker(
-            app,
-            pool="threads",
-            concurrency=4,
-            queues=QUEUES,
-            perform_ping_check=False,
-            shutdown_timeout=60,
-            loglevel="WARNING",
+            app, queues=QUEUES, perform_ping_check=False, loglevel="WARNING", **options
         ) as worker:
             yield worker
     finally:
         task_postrun.disconnect(_close_worker_connection)
         app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def celery_worker(settings):
+    """Four worker threads in this process consuming every queue; Celery is not eager."""
+    with _running_worker(settings, pool="threads", concurrency=4, shutdown_timeout=60) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker_processes(settings):
+    """Worker processes (prefork) for CPU-heavy work: the pool forks from this process, so
+    the children share the test database settings and open their own connections."""
+    with _running_worker(settings, pool="prefork", concurrency=3, shutdown_timeout=60) as worker:
+        yield worker
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def test_two_beat_ticks_at_once_run_each_due_schedule_once(celery_worker, task_r
 
 
 def test_a_ten_thousand_item_chunked_batch_finishes_with_correct_progress(
-    celery_worker, admin_user
+    celery_worker_processes, admin_user
 ):
     # given: 200 funded senders paying 50 recipients; ten items name an unknown recipient
     senders = [funded("10.00") for _ in range(200)]
