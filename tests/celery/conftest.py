@@ -1,5 +1,6 @@
 """A real Celery worker (threads, in this process) against the real Redis broker."""
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,8 @@ def _running_worker(settings, **options):
             conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
             conn.default_channel.queue_purge(queue)
     task_postrun.connect(_close_worker_connection, weak=False)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)  # the worker sets up logging its way
     try:
         with start_worker(
             app, queues=QUEUES, perform_ping_check=False, loglevel="WARNING", **options
@@ -39,6 +42,8 @@ def _running_worker(settings, **options):
     finally:
         task_postrun.disconnect(_close_worker_connection)
         app.conf.task_always_eager = True
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 @pytest.fixture
