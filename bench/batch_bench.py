@@ -9,6 +9,7 @@ finished. Conservation and the ledger invariants are checked after each run.
 """
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -197,8 +198,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--items", type=int, default=10000)
+    parser.add_argument("--json", help="Also write the results to this file.")
     args = parser.parse_args()
     results = run(accounts=args.accounts, items=args.items)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, default=str))
     print(f"{'batch':<24}{'items':>8}{'status':>11}{'ok':>7}{'seconds':>9}{'transfers/s':>13}")
     for r in results:
         print(

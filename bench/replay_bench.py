@@ -8,6 +8,7 @@ funded users and N transfers (2N balance events, entries and their balances), th
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -113,9 +114,12 @@ def run(transfers: int = 500_000, users: int = 1000) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transfers", type=int, default=500_000)
+    parser.add_argument("--json", help="Also write the result to this file.")
     args = parser.parse_args()
     result = run(transfers=args.transfers)
     print(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result))
     return 0 if result["matches_live"] else 1
 
 

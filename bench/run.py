@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -71,6 +72,17 @@ def anchor(clients: list[int], duration: float) -> dict[tuple[str, int], float]:
     return figures
 
 
+def _child(script: str, arguments: list[str]):
+    """Run one benchmark in its own process (its own database and Django setup)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / script), *arguments, "--json", out.name],
+            check=False,
+        )
+        text = Path(out.name).read_text()
+    return json.loads(text) if text else []
+
+
 def table(rows: list[dict], figures: dict[tuple[str, int], float]) -> str:
     lines = [
         "| variant | clients | transfers/s | p50 ms | p99 ms | errors | vs SQL same c | vs SQL wallet c=8 | conserved |",
@@ -97,7 +109,7 @@ def main() -> int:
     parser.add_argument(
         "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "10"))
     )
-    parser.add_argument("--variants", nargs="+", default=["service", "service-noaudit", "http"])
+    parser.add_argument("--variants", nargs="+", default=["service", "http", "service-noaudit"])
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--replay", action="store_true", help="Also measure replay over 1M events.")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -105,23 +117,33 @@ def main() -> int:
 
     print(f"# make bench: clients {args.clients}, {args.duration:.0f} s per point\n", flush=True)
     figures = anchor(args.clients, args.duration)
-    import transfer_bench
-
-    rows = transfer_bench.run(
-        clients_list=args.clients, duration=args.duration, variants=tuple(args.variants)
+    rows = _child(
+        "transfer_bench.py",
+        [
+            "--clients",
+            *map(str, args.clients),
+            "--duration",
+            str(args.duration),
+            "--variants",
+            *args.variants,
+        ],
     )
     extra: list[dict] = []
-    if not args.skip_batch and (ROOT / "bench" / "batch_bench.py").exists():
-        import batch_bench
-
-        extra = batch_bench.run()
-        for row in extra:
-            print(f"batch {row}", flush=True)
+    if not args.skip_batch:
+        for row in _child("batch_bench.py", []):
+            extra.append(
+                {
+                    "variant": row["kind"],
+                    "tps": row["transfers_per_second"],
+                    "seconds": row["seconds"],
+                    "status": row["status"],
+                    "conserved": row["ledger_ok"],
+                }
+            )
     if args.replay:
-        import replay_bench
-
-        extra.append(replay_bench.run())
-        print(f"replay {extra[-1]}", flush=True)
+        extra.append(_child("replay_bench.py", []))
+    for row in extra:
+        print(row, flush=True)
     print("\n" + table(rows, figures))
     wallet8 = figures.get(("wallet", 8))
     for row in extra:

@@ -152,3 +152,21 @@ def expire_idempotency_keys(*, older_than: timedelta = RETENTION) -> int:
     cutoff = timezone.now() - older_than
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def record_replay(*, idempotency: IdempotencyRequest, replay: IdempotentReplay) -> None:
+    """Audit that a stored response was replayed: nothing moved, but the retry is on record."""
+    from audit.services import record_event
+
+    with transaction.atomic():
+        record_event(
+            actor_id=idempotency.user_id,
+            action="idempotency.replayed",
+            entity_type="idempotency_key",
+            entity_id=idempotency.key[:64],
+            details={
+                "key": idempotency.key,
+                "status": replay.status,
+                "transaction_id": replay.transaction_id,
+            },
+        )

@@ -19,6 +19,7 @@ from transactions.idempotency import (
     IdempotentReplay,
     check_before,
     fingerprint,
+    record_replay,
     store_refusal,
     validate_key,
 )
@@ -78,6 +79,7 @@ def idempotent(handler):
             check_before(idem)
             return handler(self, request, *args, idempotency=idem, **kwargs)
         except IdempotentReplay as replay:
+            record_replay(idempotency=idem, replay=replay)
             return Response(
                 replay.body, status=replay.status, headers={"Idempotent-Replayed": "true"}
             )

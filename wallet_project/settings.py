@@ -212,7 +212,12 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "x-request-id", "prefer"]
-CORS_EXPOSE_HEADERS = ["x-request-id", "idempotent-replayed", "retry-after"]
+CORS_EXPOSE_HEADERS = [
+    "x-request-id",
+    "idempotent-replayed",
+    "retry-after",
+    "preference-applied",
+]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"

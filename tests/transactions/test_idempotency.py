@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from audit.models import AuditLog
 from balances.models import Balance
 from tests.conftest import client_for
 from tests.transactions.services.ledger_state import assert_unchanged, ledger_snapshot
@@ -52,6 +53,13 @@ def test_the_same_key_and_body_replay_the_first_response(user):
     assert not is_replay(first)
     assert Transaction.objects.filter(to_user=user).count() == 1
     assert balance_of(user) == Decimal("10.00")
+    replayed = AuditLog.objects.get(action="idempotency.replayed")
+    assert replayed.actor_id == user.pk
+    assert replayed.details == {
+        "key": "key-1",
+        "status": 201,
+        "transaction_id": first.json()["id"],
+    }
 
 
 def test_a_replay_returns_the_first_answer_even_after_the_balance_moved(user):

@@ -299,11 +299,14 @@ def test_requeueing_a_pending_transaction_queues_it_and_records_who_asked(
         )
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        services.requeue_pending_transaction(actor=admin_user, transaction_id=txn.pk)
+        services.requeue_pending_transaction(
+            actor=admin_user, transaction_id=txn.pk, reason="worker restarted"
+        )
     # then
     assert Transaction.objects.get(pk=txn.pk).status == TransactionStatus.COMPLETED
     requeued = AuditLog.objects.get(chain=f"txn:{txn.pk}", action="transaction.requeued")
     assert requeued.actor_id == admin_user.pk
+    assert requeued.details["reason"] == "worker restarted"
 
 
 def test_requeueing_a_finished_transaction_is_refused(funded_user, other_user, admin_user):

@@ -454,8 +454,16 @@ def test_pause_resume_and_cancel(funded_user, other_user, admin_user, tick):
     assert tick(run_at + timedelta(days=1)) == 0
     with pytest.raises(PermissionDeniedError):
         services.resume_schedule(actor=other_user, schedule_id=schedule.pk)
-    resumed = services.resume_schedule(actor=admin_user, schedule_id=schedule.pk)
+    resumed = services.resume_schedule(
+        actor=admin_user, schedule_id=schedule.pk, reason="back from holiday"
+    )
     assert resumed.status == ScheduleStatus.ACTIVE
+    assert (
+        AuditLog.objects.get(chain=f"schedule:{schedule.pk}", action="schedule.resumed").details[
+            "reason"
+        ]
+        == "back from holiday"
+    )
     assert resumed.next_run_at > timezone.now()  # the missed occurrence is skipped
     cancelled = services.cancel_schedule(actor=admin_user, schedule_id=schedule.pk)
     assert cancelled.status == ScheduleStatus.CANCELLED

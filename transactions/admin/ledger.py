@@ -89,12 +89,11 @@ CANCEL_PENDING = Operation(
     list_lead="Each queued transaction fails with the code `cancelled`. No money moves.",
     danger=True,
 )
-# The requeue service records who asked; the reason is kept in the console's history.
 REQUEUE_PENDING = Operation(
     name="requeue",
     label="Requeue",
     perform=lambda request, txn, reason: services.requeue_pending_transaction(
-        actor=request.user, transaction_id=txn.pk
+        actor=request.user, transaction_id=txn.pk, reason=reason
     ),
     applies_to=is_pending,
     lead=(

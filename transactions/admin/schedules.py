@@ -33,7 +33,7 @@ RESUME = Operation(
     name="resume",
     label="Resume",
     perform=lambda request, schedule, reason: services.resume_schedule(
-        actor=request.user, schedule_id=schedule.pk
+        actor=request.user, schedule_id=schedule.pk, reason=reason
     ),
     applies_to=lambda schedule: schedule.status == ScheduleStatus.PAUSED,
     lead=(

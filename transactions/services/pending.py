@@ -264,7 +264,9 @@ def cancel_pending_transaction(*, actor: User, transaction_id: object, reason: s
 
 
 @transaction.atomic(durable=True)
-def requeue_pending_transaction(*, actor: User, transaction_id: object) -> Transaction:
+def requeue_pending_transaction(
+    *, actor: User, transaction_id: object, reason: str = ""
+) -> Transaction:
     """Queue a pending transaction again (its message was lost); records who asked.
 
     Locks the transaction row. Raises NotFoundError, InvalidStateError (not pending).
@@ -282,6 +284,7 @@ def requeue_pending_transaction(*, actor: User, transaction_id: object) -> Trans
         actor_id=actor.pk,
         now=now,
         prev_hash=chain_head(chain=f"txn:{txn.pk}"),
+        extra={"reason": reason},
     )
     batch = StatementBatch()
     add_events(batch, events=[event])

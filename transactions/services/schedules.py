@@ -237,7 +237,7 @@ def pause_schedule(*, actor: User, schedule_id: object, reason: str = "") -> Sch
 
 
 @transaction.atomic(durable=True)
-def resume_schedule(*, actor: User, schedule_id: object) -> ScheduledTransfer:
+def resume_schedule(*, actor: User, schedule_id: object, reason: str = "") -> ScheduledTransfer:
     """Run a paused schedule again from its next occurrence (missed ones are skipped).
 
     Resets the failure count. A schedule with no occurrence left becomes `completed`.
@@ -255,7 +255,7 @@ def resume_schedule(*, actor: User, schedule_id: object) -> ScheduledTransfer:
     if schedule.next_run_at is None:
         schedule.status = ScheduleStatus.COMPLETED
     _save(schedule, "status", "next_run_at", "consecutive_failures")
-    _record(schedule=schedule, action="schedule.resumed", actor_id=actor.pk)
+    _record(schedule=schedule, action="schedule.resumed", actor_id=actor.pk, reason=reason)
     return schedule
 
 
