@@ -112,6 +112,8 @@ class TransactionSerializer(serializers.ModelSerializer):
         known = getattr(obj, "reversed_by_id_cache", None)
         if known:
             return known
+        if obj._state.adding:  # built in memory by a service just now: nothing reverses it yet
+            return None
         try:
             return str(obj.reversed_by.pk)
         except Transaction.DoesNotExist:
