@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from wallet_project import errors
-from wallet_project.envelope import error_body
+from wallet_project.envelope import STATUS_ERRORS, error_body
 
 logger = logging.getLogger("wallet.errors")
 
@@ -40,17 +40,12 @@ _DRF_CODES: dict[str, tuple[str, str]] = {
     "not_acceptable": ("not_acceptable", "The requested response format is not available."),
 }
 
-# Fallback by HTTP status for an APIException with a code we do not know.
+# Fallback by HTTP status for an APIException with a code we do not know: the envelope's
+# table, except that a DRF 401 here is a token DRF refused.
 _STATUS_CODES: dict[int, tuple[str, str]] = {
+    **STATUS_ERRORS,
     400: ("validation_error", errors.ValidationFailedError.message),
     401: ("invalid_token", errors.InvalidTokenError.message),
-    403: ("permission_denied", errors.PermissionDeniedError.message),
-    404: ("not_found", errors.NotFoundError.message),
-    405: ("method_not_allowed", errors.MethodNotAllowedError.message),
-    409: ("conflict", errors.ConflictError.message),
-    413: ("payload_too_large", errors.PayloadTooLargeError.message),
-    415: ("unsupported_media_type", errors.UnsupportedMediaTypeError.message),
-    429: ("throttled", errors.ThrottledError.message),
 }
 
 
