@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from balances.models import Balance, BalanceEntry
 from transactions.money import format_amount
 from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin, timestamp_column
-from wallet_project.admin_views import transaction_link, user_link
+from wallet_project.admin_views import money_cell, transaction_link, user_link
 
 
 def _search_by_user_id(queryset, search_term: str):
@@ -82,9 +82,7 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
 
     @admin.display(description="amount")
     def amount_display(self, obj: Balance) -> str:
-        return format_html(
-            '<span class="wallet-amount">{}</span>', format_amount(obj.amount, obj.currency_id)
-        )
+        return money_cell(obj.amount, obj.currency_id, with_code=False)
 
     @admin.display(description="history")
     def history(self, obj: Balance) -> str:

@@ -198,6 +198,16 @@ def status_badge(status: str) -> str:
     return format_html('<span class="wallet-badge {}">{}</span>', status, status)
 
 
+def money_cell(amount, currency: str, *, with_code: bool = True) -> str:
+    """An amount with its currency's digits, right-aligned by the console's stylesheet."""
+    from transactions.money import format_amount
+
+    text = format_amount(amount, currency)
+    return format_html(
+        '<span class="wallet-amount">{}</span>', f"{text} {currency}" if with_code else text
+    )
+
+
 # ---------------------------------------------------------------- CSV
 
 

@@ -10,7 +10,13 @@ from django.utils.html import format_html
 from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
 from transactions.money import format_amount
 from wallet_project.admin_mixins import LargeTableMixin, OperationsMixin, ReadOnlyAdminMixin
-from wallet_project.admin_views import audit_link, status_badge, transaction_link, user_link
+from wallet_project.admin_views import (
+    audit_link,
+    money_cell,
+    status_badge,
+    transaction_link,
+    user_link,
+)
 
 FAILED_ITEMS_SHOWN = 50
 
@@ -154,11 +160,7 @@ class TransferBatchItemAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdm
 
     @admin.display(description="amount")
     def amount_column(self, obj: TransferBatchItem) -> str:
-        return format_html(
-            '<span class="wallet-amount">{} {}</span>',
-            format_amount(obj.amount, obj.currency),
-            obj.currency,
-        )
+        return money_cell(obj.amount, obj.currency)
 
     @admin.display(description="status")
     def status_column(self, obj: TransferBatchItem) -> str:

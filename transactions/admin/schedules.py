@@ -15,7 +15,13 @@ from wallet_project.admin_mixins import (
     OperationsMixin,
     ReadOnlyAdminMixin,
 )
-from wallet_project.admin_views import audit_link, status_badge, transaction_link, user_link
+from wallet_project.admin_views import (
+    audit_link,
+    money_cell,
+    status_badge,
+    transaction_link,
+    user_link,
+)
 
 RUNS_SHOWN = 50
 
@@ -111,11 +117,7 @@ class ScheduledTransferAdmin(
 
     @admin.display(description="amount")
     def amount_column(self, obj: ScheduledTransfer) -> str:
-        return format_html(
-            '<span class="wallet-amount">{} {}</span>',
-            format_amount(obj.amount, obj.currency_id),
-            obj.currency_id,
-        )
+        return money_cell(obj.amount, obj.currency_id)
 
     @admin.display(description="from")
     def from_party(self, obj: ScheduledTransfer) -> str:
