@@ -66,8 +66,6 @@ def _changes(txns: list[Transaction]) -> Counter:
     changes: Counter = Counter()
     for txn in txns:
         previous = getattr(txn, "previous_status", None)
-        if previous is None and txn.status == TransactionStatus.REVERSED:
-            previous = TransactionStatus.COMPLETED  # the only way to become reversed
         if previous is None:
             changes[(1, txn.type)] += 1
         else:

@@ -373,6 +373,31 @@ def transfer_in_transaction(
     )
 
 
+def set_status(
+    *,
+    txn: Transaction,
+    target: str,
+    batch: StatementBatch,
+    now: datetime,
+    failure_code: str | None = None,
+) -> None:
+    """Move `txn` along the state machine and add the row update to `batch`.
+
+    The one writer of a transaction's status; the caller holds the transaction's row lock.
+    `completed_at` is set when it completes and kept otherwise.
+    """
+    transition(txn=txn, target=target)
+    txn.previous_status = txn.status  # read by the counters after commit
+    txn.status = target
+    txn.failure_code = failure_code
+    if target == TransactionStatus.COMPLETED:
+        txn.completed_at = now
+    batch.add(
+        "UPDATE transactions SET status = %s, failure_code = %s, completed_at = %s WHERE id = %s",
+        [txn.status, txn.failure_code, txn.completed_at, txn.pk],
+    )
+
+
 def transition(*, txn: Transaction, target: str) -> None:
     """Check a status change against the state machine; raise InvalidStateError if refused."""
     if not can_transition(txn.status, target):
@@ -434,11 +459,7 @@ def reverse(
     reversal.balance_after = result.balance_after[(shown, code)]
     reversal.balance_owner_id = shown
     add_transaction_inserts(batch, txns=[reversal])
-    batch.add(
-        "UPDATE transactions SET status = %s WHERE id = %s",
-        [TransactionStatus.REVERSED, original.pk],
-    )
-    original.status = TransactionStatus.REVERSED
+    set_status(txn=original, target=TransactionStatus.REVERSED, batch=batch, now=now)
     reversed_event = transaction_event(
         txn=original,
         action="transaction.reversed",

@@ -33,6 +33,7 @@ from transactions.services.movements import (
     new_transaction,
     plan_movement,
     schedule_after_commit,
+    set_status,
     transaction_event,
     transition,
 )
@@ -154,26 +155,6 @@ def create_pending(
     return txn
 
 
-def _set_status(
-    *,
-    txn: Transaction,
-    target: str,
-    batch: StatementBatch,
-    now: datetime,
-    failure_code: str | None = None,
-) -> None:
-    """Move `txn` along the state machine and add the row update to `batch`."""
-    transition(txn=txn, target=target)
-    txn.previous_status = txn.status  # read by the counters after commit
-    txn.status = target
-    txn.failure_code = failure_code
-    txn.completed_at = now if target == TransactionStatus.COMPLETED else None
-    batch.add(
-        "UPDATE transactions SET status = %s, failure_code = %s, completed_at = %s WHERE id = %s",
-        [txn.status, txn.failure_code, txn.completed_at, txn.pk],
-    )
-
-
 def _fail(
     *,
     txn: Transaction,
@@ -186,7 +167,7 @@ def _fail(
     """Fail a locked pending transaction with `code`, in the caller's transaction."""
     prev_hash = chain_head(chain=f"txn:{txn.pk}")
     batch = StatementBatch()
-    _set_status(txn=txn, target=TransactionStatus.FAILED, batch=batch, now=now, failure_code=code)
+    set_status(txn=txn, target=TransactionStatus.FAILED, batch=batch, now=now, failure_code=code)
     event = transaction_event(
         txn=txn,
         action="transaction.failed",
@@ -230,7 +211,7 @@ def process_pending_transaction(*, transaction_id: object) -> Transaction:
             extra={"error_details": refusal.details},
         )
     prev_hash = chain_head(chain=f"txn:{txn.pk}")
-    _set_status(txn=txn, target=TransactionStatus.COMPLETED, batch=batch, now=locked.now)
+    set_status(txn=txn, target=TransactionStatus.COMPLETED, batch=batch, now=locked.now)
     completed = transaction_event(
         txn=txn,
         action="transaction.completed",

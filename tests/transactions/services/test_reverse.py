@@ -211,3 +211,19 @@ def test_reverse_records_who_reversed_and_why(paid, admin_user):
     event = AuditLog.objects.get(action="transaction.reversed", entity_id=str(paid.pk))
     assert event.actor_id == admin_user.pk
     assert event.details["reason"] == "customer complaint"
+
+
+def test_a_reversed_transaction_keeps_its_completion_time(funded_user, other_user, admin_user):
+    # given
+    sender = funded_user("40.00")
+    original = services.transfer(
+        actor=sender, sender=sender, recipient=other_user, amount=Decimal("10.00"), currency="USD"
+    )
+    completed_at = Transaction.objects.get(pk=original.pk).completed_at
+    # when
+    services.reverse(actor=admin_user, transaction_id=original.pk, reason="duplicate")
+    # then
+    reversed_row = Transaction.objects.get(pk=original.pk)
+    assert reversed_row.status == "reversed"
+    assert reversed_row.completed_at == completed_at
+    assert reversed_row.failure_code is None
