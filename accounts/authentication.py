@@ -12,7 +12,9 @@ from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from accounts.selectors import get_active_user
 from wallet_project.request_context import user_id_var
 
 
@@ -46,11 +48,20 @@ class BearerAuthentication(JWTAuthentication):
         raise InvalidTokenFailure()
 
     def get_user(self, validated_token):
-        try:
-            return super().get_user(validated_token)
-        except exceptions.AuthenticationFailed as exc:
-            # Unknown user, inactive user, changed password: one answer, no account probing.
-            raise InvalidTokenFailure() from exc
+        """The token's user; unknown, inactive or re-passworded users get one answer.
+
+        simplejwt's own checks (active, password digest), with the user read by one
+        prepared statement (`user_by_pk`) rather than a built ORM query: this runs on
+        every request.
+        """
+        user = get_active_user(user_id=validated_token.get(jwt_settings.USER_ID_CLAIM))
+        if user is None or not user.is_active:
+            raise InvalidTokenFailure()
+        if jwt_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+            jwt_settings.REVOKE_TOKEN_CLAIM
+        ) != get_md5_hash_password(user.password):
+            raise InvalidTokenFailure()
+        return user
 
 
 class BearerAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -80,8 +80,13 @@ def _replay_or_refuse(row: IdempotencyKey, fingerprint_: str) -> None:
     )
 
 
-def check_before(idempotency: IdempotencyRequest | None) -> None:
-    """Fast path before any work: raise IdempotentReplay or a 409 if the key is known."""
+def check_stored(idempotency: IdempotencyRequest | None) -> None:
+    """Raise IdempotentReplay or a 409 if the key is already stored; else return.
+
+    A request that reaches its movement needs no such look-up: the claim inside the
+    movement's transaction finds a stored key. A request refused before that (bad input,
+    an account gone since) calls this first, so a known key still answers as it did.
+    """
     if idempotency is None:
         return
     row = _stored(user_id=idempotency.user_id, key=idempotency.key)

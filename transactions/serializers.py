@@ -1,5 +1,7 @@
 """Transaction shapes: inputs parse strictly, outputs render amounts with the currency's digits."""
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -73,6 +75,14 @@ class HistoryFilterSerializer(serializers.Serializer):
         return fields
 
 
+def _timestamp(value: datetime | None) -> str | None:
+    """A timestamp as DRF's DateTimeField renders it: ISO 8601 in UTC, with a `Z`."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class TransactionSerializer(serializers.ModelSerializer):
     """A transaction; `balance_after` only on POST responses and only for its owner or an admin."""
 
@@ -104,6 +114,33 @@ class TransactionSerializer(serializers.ModelSerializer):
             "balance_after",
         )
         read_only_fields = fields
+
+    def to_representation(self, obj: Transaction) -> dict:
+        # The declared fields describe the shape (schema, docs); this builds the same dict
+        # directly, because building the fields on every response costs more than the
+        # movement's own SQL. tests/transactions/test_serializers.py holds the two equal.
+        currency = obj.currency_id
+        return {
+            "id": str(obj.pk),
+            "type": obj.type,
+            "status": obj.status,
+            "from_user_id": obj.from_user_id,
+            "to_user_id": obj.to_user_id,
+            "amount": format_amount(obj.amount, currency),
+            "currency": currency,
+            "description": obj.description,
+            "reference": obj.reference,
+            "created_at": _timestamp(obj.created_at),
+            "completed_at": _timestamp(obj.completed_at),
+            "reversal_of": str(obj.reversal_of_id) if obj.reversal_of_id else None,
+            "reversed_by": self.get_reversed_by(obj),
+            "failure_code": obj.failure_code,
+            "balance_after": self.get_balance_after(obj),
+        }
+
+    def field_representation(self, obj: Transaction) -> dict:
+        """The same dict built by the declared fields (DRF's own path)."""
+        return super().to_representation(obj)
 
     def get_amount(self, obj: Transaction) -> str:
         return format_amount(obj.amount, obj.currency_id)

@@ -17,7 +17,7 @@ from transactions import selectors, services, stats
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
-    check_before,
+    check_stored,
     fingerprint,
     record_replay,
     store_refusal,
@@ -38,12 +38,18 @@ from transactions.serializers import (
     TransactionSerializer,
     TransferInputSerializer,
 )
-from wallet_project.errors import NotFoundError, PermissionDeniedError
+from wallet_project.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from wallet_project.exception_handler import handle_exception
 from wallet_project.pagination import CursorPagination
 from wallet_project.schema import ERRORS
 
 NOT_STORED = {"idempotency_key_reused", "idempotency_in_progress"}
+NOT_STORED_ERRORS = (IdempotencyKeyReusedError, IdempotencyInProgressError)
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     name="Idempotency-Key",
@@ -76,8 +82,13 @@ def idempotent(handler):
             fingerprint=fingerprint(method=request.method, path=request.path, body=body),
         )
         try:
-            check_before(idem)
-            return handler(self, request, *args, idempotency=idem, **kwargs)
+            try:
+                return handler(self, request, *args, idempotency=idem, **kwargs)
+            except (IdempotentReplay, *NOT_STORED_ERRORS):
+                raise
+            except Exception:
+                check_stored(idem)  # refused before its claim: a known key answers as before
+                raise
         except IdempotentReplay as replay:
             record_replay(idempotency=idem, replay=replay)
             return Response(
@@ -105,9 +116,32 @@ PREFER_HEADER = OpenApiParameter(
 )
 
 
-def _render_for(request: Request, status_code: int, serializer=None):
-    serializer = serializer or TransactionSerializer
-    return lambda obj: (status_code, serializer(obj, context={"viewer": request.user}).data)
+class Rendering:
+    """A result's response, rendered once: the body stored with the key is the body sent."""
+
+    def __init__(self, request: Request, status_code: int, serializer=None):
+        self.viewer = request.user
+        self.status_code = status_code
+        self.serializer = serializer or TransactionSerializer
+        self._rendered: tuple[object, dict] | None = None
+
+    def __call__(self, obj) -> tuple[int, dict]:
+        if self._rendered is None or self._rendered[0] is not obj:
+            self._rendered = (obj, self.serializer(obj, context={"viewer": self.viewer}).data)
+        return self.status_code, self._rendered[1]
+
+    def response(self, obj) -> Response:
+        status_code, body = self(obj)
+        return Response(body, status=status_code)
+
+
+def _rendering(
+    request: Request, idempotency: IdempotencyRequest | None, status_code: int, serializer=None
+) -> Rendering:
+    rendering = Rendering(request, status_code, serializer)
+    if idempotency:
+        idempotency.render = rendering
+    return rendering
 
 
 def wants_async(request: Request) -> bool:
@@ -163,19 +197,13 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 
-    def _respond(self, request: Request, txn: Transaction, code: int = 201) -> Response:
-        return Response(
-            TransactionSerializer(txn, context={"viewer": request.user}).data, status=code
-        )
-
     def _queue(
         self, request: Request, idempotency: IdempotencyRequest | None, **movement
     ) -> Response:
         """The `Prefer: respond-async` answer: a pending transaction, processed by a worker."""
-        if idempotency:
-            idempotency.render = _render_for(request, 202)
+        rendering = _rendering(request, idempotency, status.HTTP_202_ACCEPTED)
         txn = services.create_pending(actor=request.user, idempotency=idempotency, **movement)
-        response = self._respond(request, txn, code=status.HTTP_202_ACCEPTED)
+        response = rendering.response(txn)
         response["Preference-Applied"] = "respond-async"
         return response
 
@@ -204,10 +232,9 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 from_user=None,
                 **data,
             )
-        if idempotency:
-            idempotency.render = _render_for(request, 201)
+        rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
         txn = services.credit(actor=request.user, user=user, idempotency=idempotency, **data)
-        return self._respond(request, txn)
+        return rendering.response(txn)
 
     @extend_schema(
         request=DebitInputSerializer,
@@ -234,10 +261,9 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 to_user=None,
                 **data,
             )
-        if idempotency:
-            idempotency.render = _render_for(request, 201)
+        rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
         txn = services.debit(actor=request.user, user=user, idempotency=idempotency, **data)
-        return self._respond(request, txn)
+        return rendering.response(txn)
 
     @extend_schema(
         request=TransferInputSerializer,
@@ -267,8 +293,7 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 to_user=recipient,
                 **data,
             )
-        if idempotency:
-            idempotency.render = _render_for(request, 201)
+        rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
         txn = services.transfer(
             actor=request.user,
             sender=sender,
@@ -276,7 +301,7 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             idempotency=idempotency,
             **data,
         )
-        return self._respond(request, txn)
+        return rendering.response(txn)
 
     @extend_schema(
         request=ReverseInputSerializer,
@@ -290,15 +315,14 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     ) -> Response:
         payload = ReverseInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        if idempotency:
-            idempotency.render = _render_for(request, 201)
+        rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
         txn = services.reverse(
             actor=request.user,
             transaction_id=pk,
             reason=payload.validated_data["reason"],
             idempotency=idempotency,
         )
-        return self._respond(request, txn)
+        return rendering.response(txn)
 
     @extend_schema(
         parameters=[HistoryFilterSerializer],
@@ -344,12 +368,11 @@ class BatchViewSet(viewsets.GenericViewSet):
     def create(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
         payload = BatchInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        if idempotency:
-            idempotency.render = _render_for(request, 202, BatchSerializer)
+        rendering = _rendering(request, idempotency, status.HTTP_202_ACCEPTED, BatchSerializer)
         batch = services.create_batch(
             actor=request.user, idempotency=idempotency, **payload.validated_data
         )
-        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+        return rendering.response(batch)
 
     @extend_schema(responses={200: BatchDetailSerializer, **ERRORS(401, 404)})
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -399,8 +422,9 @@ class ScheduledTransferViewSet(
             viewer=request.user, requested=data.pop("from_user_id", None), field="from_user_id"
         )
         recipient = _recipient(data.pop("to_user_id"))
-        if idempotency:
-            idempotency.render = _render_for(request, 201, ScheduledTransferSerializer)
+        rendering = _rendering(
+            request, idempotency, status.HTTP_201_CREATED, ScheduledTransferSerializer
+        )
         schedule = services.create_schedule(
             actor=request.user,
             sender=sender,
@@ -408,7 +432,7 @@ class ScheduledTransferViewSet(
             idempotency=idempotency,
             **data,
         )
-        return Response(ScheduledTransferSerializer(schedule).data, status=status.HTTP_201_CREATED)
+        return rendering.response(schedule)
 
     @extend_schema(
         responses={
