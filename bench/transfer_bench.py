@@ -27,6 +27,8 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get("BENCH_DATABASE", "wallet_bench")
 INITIAL = Decimal("1000000.00")
+HTTP_WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "4"))  # gunicorn processes
+HTTP_THREADS = int(os.environ.get("BENCH_HTTP_THREADS", "4"))  # threads per process
 
 
 def bench_database_url() -> str:
@@ -283,7 +285,7 @@ def gunicorn(database_url: str, workers: int):
             "--workers",
             str(workers),
             "--threads",
-            "4",
+            str(HTTP_THREADS),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -322,7 +324,7 @@ def run(
     clients_list: list[int],
     duration: float,
     accounts: int = 1000,
-    http_workers: int = 4,
+    http_workers: int = HTTP_WORKERS,
     variants: tuple[str, ...] = ("service", "http", "service-noaudit"),
 ) -> list[dict]:
     ids = prepare(accounts)

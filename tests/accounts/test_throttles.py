@@ -188,3 +188,59 @@ def test_a_throttled_login_writes_no_audit_event():
     _login(client, "stranger-last")
     # then
     assert AuditLog.objects.count() == before
+
+
+class _Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def three_a_minute(monkeypatch):
+    """The per-user rate set to 3/min, on a clock the test moves."""
+    from accounts import throttles
+
+    clock = _Clock(1_000_000.0)
+    monkeypatch.setattr(throttles.UserRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    monkeypatch.setattr(throttles.UserRateThrottle, "timer", staticmethod(clock))
+    return clock
+
+
+def test_the_user_rate_refuses_the_request_over_it_and_names_the_wait(three_a_minute, user):
+    # given
+    client = APIClient()
+    client.force_authenticate(user)
+    for _ in range(3):
+        assert client.get("/api/v1/auth/me").status_code == 200
+    # when
+    three_a_minute.now += 20
+    refused = client.get("/api/v1/auth/me")
+    # then: the first request leaves the window 40 s from now
+    assert _assert_retry_after(refused) == 40
+
+
+def test_refused_requests_are_not_counted_and_the_window_slides(three_a_minute, user, other_user):
+    # given: three requests at 0 s, 10 s and 50 s, then a refused one at 55 s
+    client = APIClient()
+    client.force_authenticate(user)
+    for at in (0, 10, 50):
+        three_a_minute.now = 1_000_000.0 + at
+        assert client.get("/api/v1/auth/me").status_code == 200
+    three_a_minute.now = 1_000_055.0
+    assert client.get("/api/v1/auth/me").status_code == 429
+    # when: at 61 s the first has left the window, at 71 s the second
+    three_a_minute.now = 1_000_061.0
+    first = client.get("/api/v1/auth/me")
+    second = client.get("/api/v1/auth/me")
+    three_a_minute.now = 1_000_071.0
+    third = client.get("/api/v1/auth/me")
+    # then
+    assert first.status_code == 200
+    assert_error(second, 429, "throttled")
+    assert third.status_code == 200
+    other = APIClient()
+    other.force_authenticate(other_user)
+    assert other.get("/api/v1/auth/me").status_code == 200
