@@ -108,8 +108,13 @@ _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
-# Server-side parameter binding: typed parameters, no client-side quoting, prepared statements.
+# Server-side parameter binding: typed parameters, no client-side quoting.
 _db["OPTIONS"]["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+# Server-side prepared statements: a statement run this many times on a connection is
+# prepared and planned once (psycopg's threshold). Django turns them off for the sake of
+# transaction-mode poolers; set DATABASE_PREPARE_THRESHOLD=none behind such a pooler.
+_prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+_db["OPTIONS"]["prepare_threshold"] = None if _prepare in ("", "none", "off") else int(_prepare)
 _db["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default=f"test_{_db['NAME']}")}
 DATABASES = {"default": _db}
 
