@@ -6,13 +6,16 @@ token past its expiry (the signature is checked first, so a forged token is neve
 user, a password changed since the token was issued).
 """
 
+import functools
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.utils import get_md5_hash_password
+from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import aware_utcnow, get_md5_hash_password
 
 from accounts.selectors import get_active_user
 from wallet_project.request_context import user_id_var
@@ -28,6 +31,18 @@ class InvalidTokenFailure(exceptions.AuthenticationFailed):
     default_code = "invalid_token"
 
 
+@functools.lru_cache(maxsize=4096)
+def _decoded(raw_token: bytes, token_class: type[Token]) -> Token:
+    """`raw_token` decoded and verified (signature, type, expiry), once per process.
+
+    A client sends the same access token with every request for its lifetime; checking
+    the signature and base64 again each time is most of authentication's cost. Failures
+    raise and are not cached; the caller checks expiry again on every use, and the user
+    (active, password unchanged) is read on every request.
+    """
+    return token_class(raw_token)
+
+
 class BearerAuthentication(JWTAuthentication):
     """`Authorization: Bearer <access>`; binds the user id to the request's log context."""
 
@@ -40,11 +55,16 @@ class BearerAuthentication(JWTAuthentication):
     def get_validated_token(self, raw_token: bytes):
         for token_class in jwt_settings.AUTH_TOKEN_CLASSES:
             try:
-                return token_class(raw_token)
+                token = _decoded(raw_token, token_class)
             except ExpiredTokenError as exc:
                 raise TokenExpiredFailure() from exc
             except TokenError:
                 continue
+            try:
+                token.check_exp(current_time=aware_utcnow())
+            except TokenError as exc:  # its signature was checked: it is genuinely expired
+                raise TokenExpiredFailure() from exc
+            return token
         raise InvalidTokenFailure()
 
     def get_user(self, validated_token):

@@ -498,3 +498,30 @@ def test_a_password_change_ends_every_earlier_token(api_client, user):
     refresh = api_client.post("/api/v1/auth/refresh", {"refresh": tokens["refresh"]}, format="json")
     assert_error(refresh, 401, "invalid_token")
     assert _login(api_client, user.username, password=STRONG_PASSWORD).status_code == 200
+
+
+def test_an_access_token_that_worked_is_refused_once_it_expires(user, monkeypatch):
+    # given: a token accepted once (and so decoded once for this process)
+    token = AccessToken.for_user(user)
+    client = _bearer(str(token))
+    assert client.get("/api/v1/auth/me").status_code == 200
+    # when: its expiry passes
+    later = timezone.now() + AccessToken.lifetime + timedelta(seconds=5)
+    monkeypatch.setattr("accounts.authentication.aware_utcnow", lambda: later)
+    response = client.get("/api/v1/auth/me")
+    # then
+    assert_error(response, 401, "token_expired")
+
+
+def test_a_tampered_copy_of_an_accepted_token_is_refused(user):
+    # given
+    token = str(AccessToken.for_user(user))
+    assert _bearer(token).get("/api/v1/auth/me").status_code == 200
+    header, payload, signature = token.split(".")
+    forged = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged["user_id"] = str(int(forged["user_id"]) + 1)
+    body = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+    # when
+    response = _bearer(f"{header}.{body}.{signature}").get("/api/v1/auth/me")
+    # then
+    assert_error(response, 401, "invalid_token")
