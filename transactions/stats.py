@@ -25,6 +25,7 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django_redis import get_redis_connection
+from redis.commands.core import Script
 
 from transactions.models import Transaction, TransactionStatus, TransactionType
 from transactions.money import exponent_of, format_amount
@@ -48,6 +49,9 @@ for i = 1, #ARGV, 3 do
 end
 return 1
 """
+
+# Sent by its SHA1 (EVALSHA), the text only when Redis does not know it yet.
+_increment = Script(None, _INCREMENT.encode())
 
 _health = {"down_until": 0.0, "missed": False}
 
@@ -120,7 +124,9 @@ def _send(changes: Counter) -> None:
             client.delete(READY)  # counters missed increments: read from the database
             _health["missed"] = False
         if args:
-            client.eval(_INCREMENT, 7, READY, BY_TYPE, BY_STATUS, VOLUME, *DELTA.values(), *args)
+            _increment(
+                keys=[READY, BY_TYPE, BY_STATUS, VOLUME, *DELTA.values()], args=args, client=client
+            )
     except Exception:  # Redis is optional here: never fail the request that committed
         _health["down_until"] = time.monotonic() + BACKOFF_SECONDS
         _health["missed"] = True

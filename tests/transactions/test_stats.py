@@ -89,6 +89,20 @@ def test_the_counters_follow_every_committed_change_exactly(
     assert body["as_of"]
 
 
+def test_counters_still_count_after_redis_forgets_its_scripts(user, auditor, committed):
+    # given: ready counters, and a Redis that lost its script cache (a restart, a flush)
+    stats.rebuild_counters()
+    get_redis_connection("default").script_flush()
+    # when
+    with committed():
+        services.credit(actor=user, user=user, amount=Decimal("7.00"), currency="USD")
+    body = client_for(auditor).get(STATS).json()
+    # then
+    assert body["source"] == "redis"
+    assert body["transactions"]["by_type"]["credit"] == 1
+    assert body["volume"] == {"USD": "7.00"}
+
+
 def test_without_ready_counters_the_database_answers(user, other_user, admin_user, committed):
     # given: Redis has nothing (it was flushed)
     some_movements(user, other_user, admin_user, committed)
