@@ -1,11 +1,12 @@
 """Posting money to balances: the one writer of balances, balance entries and their events."""
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from audit.services import PendingEvent
-from balances.locks import LockedSet
+from balances.locks import LockedBalance, LockedSet
 from transactions.money import format_amount
 from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
@@ -25,25 +26,41 @@ class Posting:
 class PostingResult:
     balance_after: dict[tuple[int, str], Decimal] = field(default_factory=dict)
     events: list[PendingEvent] = field(default_factory=list)
+    # balance_entries rows (`ENTRY_COLUMNS` but created_at) in posting order (apply_postings)
+    entry_rows: list[tuple] = field(default_factory=list)
+    touched: dict[int, LockedBalance] = field(default_factory=dict)  # by balance id
 
 
-def plan_postings(
-    *, locked: LockedSet, postings: list[Posting], actor_id: int | None, now: datetime
-) -> tuple[StatementBatch, PostingResult]:
-    """Apply `postings` in memory to the locked balances and build the writes.
+ENTRY_COLUMNS = (
+    "balance_id",
+    "user_id",
+    "currency",
+    "transaction_id",
+    "delta",
+    "balance_after",
+    "created_at",
+)
 
-    Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
-    would go below zero (nothing has been written then). Returns the batch of statements
-    (balance update, entries, balance events) for the caller to extend and execute.
+
+def iter_postings(
+    *,
+    locked: LockedSet,
+    postings: Iterable[Posting],
+    actor_id: int | None,
+    now: datetime,
+    result: PostingResult,
+) -> Iterator[tuple]:
+    """Apply each posting in memory as it is consumed and yield its balance entry row.
+
+    The new amounts, chained `balance.changed` events and touched balances are collected
+    in `result`. Every user leg must name a locked balance. Raises InsufficientFundsError
+    if a balance would go below zero. Writes nothing: for streaming the entries into COPY
+    while the next ones are computed; `apply_postings` collects them instead.
     """
-    result = PostingResult()
-    touched: dict[int, object] = {}
-    entry_rows: list[tuple] = []
+    touched = result.touched
     for posting in postings:
         if posting.user_id is None:
-            entry_rows.append(
-                (None, None, posting.currency, posting.transaction_id, posting.delta, None)
-            )
+            yield (None, None, posting.currency, posting.transaction_id, posting.delta, None)
             continue
         balance = locked.balances[(posting.user_id, posting.currency)]
         new_amount = balance.amount + posting.delta
@@ -77,35 +94,67 @@ def plan_postings(
         result.events.append(event)
         touched[balance.id] = balance
         result.balance_after[(balance.user_id, balance.currency)] = new_amount
-        entry_rows.append(
-            (
-                balance.id,
-                balance.user_id,
-                posting.currency,
-                posting.transaction_id,
-                posting.delta,
-                new_amount,
-            )
+        yield (
+            balance.id,
+            balance.user_id,
+            posting.currency,
+            posting.transaction_id,
+            posting.delta,
+            new_amount,
         )
+
+
+def apply_postings(
+    *, locked: LockedSet, postings: Iterable[Posting], actor_id: int | None, now: datetime
+) -> PostingResult:
+    """Apply `postings` in memory to the locked balances: amounts, entries, chained events.
+
+    Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
+    would go below zero (the locked values may then be partly changed: the caller's
+    transaction is failing). Writes nothing; see `plan_postings` and `add_balance_updates`.
+    """
+    result = PostingResult()
+    result.entry_rows.extend(
+        iter_postings(locked=locked, postings=postings, actor_id=actor_id, now=now, result=result)
+    )
+    return result
+
+
+def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: datetime) -> None:
+    """Add the update of every balance `result` touched (amount, count, chain head)."""
+    if not result.touched:
+        return
+    source, params = rows_source(
+        "v",
+        [
+            ("id", "bigint"),
+            ("amount", "numeric"),
+            ("entry_count", "bigint"),
+            ("head", "varchar"),
+        ],
+        [(b.id, b.amount, b.entry_count, b.head_hash) for b in result.touched.values()],
+    )
+    batch.add(
+        "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
+        f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id "
+        # The id list lets the planner use the primary key; a row source's size is unknown.
+        "AND b.id = ANY(%s::bigint[])",
+        [now, *params, list(result.touched)],
+    )
+
+
+def plan_postings(
+    *, locked: LockedSet, postings: list[Posting], actor_id: int | None, now: datetime
+) -> tuple[StatementBatch, PostingResult]:
+    """Apply `postings` in memory to the locked balances and build the writes.
+
+    Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
+    would go below zero (nothing has been written then). Returns the batch of statements
+    (balance update, entries, balance events) for the caller to extend and execute.
+    """
+    result = apply_postings(locked=locked, postings=postings, actor_id=actor_id, now=now)
     batch = StatementBatch()
-    if touched:
-        source, params = rows_source(
-            "v",
-            [
-                ("id", "bigint"),
-                ("amount", "numeric"),
-                ("entry_count", "bigint"),
-                ("head", "varchar"),
-            ],
-            [(b.id, b.amount, b.entry_count, b.head_hash) for b in touched.values()],
-        )
-        batch.add(
-            "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
-            f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id "
-            # The id list lets the planner use the primary key; a row source's size is unknown.
-            "AND b.id = ANY(%s::bigint[])",
-            [now, *params, list(touched)],
-        )
+    add_balance_updates(batch, result=result, now=now)
     source, params = rows_source(
         "v",
         [
@@ -116,7 +165,7 @@ def plan_postings(
             ("delta", "numeric"),
             ("balance_after", "numeric"),
         ],
-        entry_rows,
+        result.entry_rows,
     )
     batch.add(
         "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "  # noqa: S608
