@@ -110,29 +110,33 @@ _TXN_COLUMNS = [
 ]
 
 
+TRANSACTION_COLUMNS = tuple(name for name, _ in _TXN_COLUMNS)
+
+
+def transaction_row(t: Transaction) -> tuple:
+    """The `TRANSACTION_COLUMNS` values of a transaction built in memory."""
+    return (
+        t.pk,
+        t.type,
+        t.status,
+        t.from_user_id,
+        t.to_user_id,
+        t.amount,
+        t.currency_id,
+        t.description,
+        t.reference,
+        t.reversal_of_id,
+        t.failure_code,
+        t.initiated_by_id,
+        t.created_at,
+        t.completed_at,
+    )
+
+
 def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -> None:
     """Insert transaction rows (built in memory) as one set-based statement of `batch`."""
-    rows = [
-        (
-            t.pk,
-            t.type,
-            t.status,
-            t.from_user_id,
-            t.to_user_id,
-            t.amount,
-            t.currency_id,
-            t.description,
-            t.reference,
-            t.reversal_of_id,
-            t.failure_code,
-            t.initiated_by_id,
-            t.created_at,
-            t.completed_at,
-        )
-        for t in txns
-    ]
-    source, params = rows_source("v", _TXN_COLUMNS, rows)
-    names = ", ".join(name for name, _ in _TXN_COLUMNS)
+    source, params = rows_source("v", _TXN_COLUMNS, [transaction_row(t) for t in txns])
+    names = ", ".join(TRANSACTION_COLUMNS)
     batch.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
 
 
