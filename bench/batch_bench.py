@@ -1,6 +1,7 @@
 """Batch transfer throughput: a 10,000-item atomic batch and a chunked batch, through workers.
 
     DATABASE_URL=... REDIS_URL=... python bench/batch_bench.py [--accounts 1000] [--items 10000]
+        [--kinds atomic,chunked]
 
 Recreates its own database (`wallet_batch_bench`), creates and funds the accounts through
 the services, starts two Celery worker processes, then submits each batch (an admin
@@ -179,16 +180,22 @@ def _measure(*, admin, items, atomic: bool, timeout: float = 600.0) -> dict:
     }
 
 
-def run(accounts: int = 1000, items: int = 10000) -> list[dict]:
-    """Set up the bench database, then measure an atomic and a chunked batch of `items`."""
+KINDS = {"atomic": True, "chunked": False}
+
+
+def run(
+    accounts: int = 1000, items: int = 10000, kinds: tuple[str, ...] = ("atomic", "chunked")
+) -> list[dict]:
+    """Set up the bench database, then measure a batch of `items` of each kind, in order."""
     _recreate_database()
     _setup_django()
     admin, user_ids = prepare(accounts)
     expected = INITIAL * accounts
     results = []
     with worker_processes(WORKERS):
-        for seed, atomic in ((1, True), (2, False)):
-            result = _measure(admin=admin, items=_items(user_ids, items, seed), atomic=atomic)
+        for seed, kind in enumerate(kinds, start=1):
+            batch_items = _items(user_ids, items, seed)
+            result = _measure(admin=admin, items=batch_items, atomic=KINDS[kind])
             result["ledger_ok"], result["ledger"] = ledger_ok(expected)
             results.append(result)
     return results
@@ -198,9 +205,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--items", type=int, default=10000)
+    parser.add_argument(
+        "--kinds",
+        default="atomic,chunked",
+        help="Comma-separated batches to measure, in order (atomic, chunked; repeats allowed).",
+    )
     parser.add_argument("--json", help="Also write the results to this file.")
     args = parser.parse_args()
-    results = run(accounts=args.accounts, items=args.items)
+    kinds = tuple(args.kinds.split(","))
+    if not set(kinds) <= set(KINDS):
+        parser.error(f"--kinds takes {', '.join(KINDS)}")
+    results = run(accounts=args.accounts, items=args.items, kinds=kinds)
     if args.json:
         Path(args.json).write_text(json.dumps(results, default=str))
     print(f"{'batch':<24}{'items':>8}{'status':>11}{'ok':>7}{'seconds':>9}{'transfers/s':>13}")

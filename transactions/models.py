@@ -196,10 +196,11 @@ class TransferBatch(models.Model):
 
     `atomic` batches apply all items or none in one database transaction; a failing item
     fails the whole batch (`failed`, `succeeded = 0`). Other batches are processed in
-    chunks by several workers, each item a normal transfer with the idempotency key
-    `batch:<id>:<index>`; the batch is `completed` once every item is done, whatever the
-    per-item outcomes. `processed = succeeded + failed <= total` always holds
-    (`batch_counts_consistent`); counters only grow, in one statement with the item update.
+    chunks by several workers, one database transaction per chunk; an item is applied once,
+    in the transaction that records its outcome, and a refused item fails alone. The batch
+    is `completed` once every item is done, whatever the per-item outcomes.
+    `processed = succeeded + failed <= total` always holds (`batch_counts_consistent`);
+    counters only grow, in one statement with the item update.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

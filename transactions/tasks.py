@@ -2,7 +2,8 @@
 
 Every task is safe to run twice: the service re-reads its rows under a lock (or an
 advisory lock) and does nothing when the work is already done, and money only moves
-through deterministic idempotency keys. Routing is by name prefix (see the Celery section
+through deterministic idempotency keys or, for batch items, in the transaction that
+locks the item and records its outcome. Routing is by name prefix (see the Celery section
 of the settings): `transactions.*`, `scheduled.*`, `maintenance.*`.
 """
 

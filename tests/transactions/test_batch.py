@@ -1,5 +1,6 @@
 """Batch transfers: atomic (all or none, set-based) and chunked (per item, counted once)."""
 
+import random
 import threading
 from decimal import Decimal
 
@@ -7,13 +8,14 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditLog
+from audit.verification import verify_audit_trail
 from balances.models import Balance
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
+from tests.transactions.services.ledger_state import assert_chain_intact
 from transactions import services
 from transactions.models import (
     BatchStatus,
-    IdempotencyKey,
     Transaction,
     TransactionType,
     TransferBatch,
@@ -165,7 +167,7 @@ def test_an_atomic_batch_writes_with_a_fixed_number_of_statements(
 
     small, large = prepared(5), prepared(200)
     # when / then: the same number of queries whatever the size
-    with django_assert_max_num_queries(15) as small_queries:
+    with django_assert_max_num_queries(20) as small_queries:
         services.apply_atomic_batch(batch_id=small.pk)
     with django_assert_max_num_queries(len(small_queries.captured_queries)):
         services.apply_atomic_batch(batch_id=large.pk)
@@ -213,12 +215,17 @@ def test_a_chunked_batch_fails_refused_items_alone_and_completes(
         "completed",
     ]
     assert shown["items"][2]["error"]["code"] == "insufficient_funds"
+    assert shown["items"][2]["transaction_id"] is None
     assert amount_of(sender) == Decimal("0.00")
     assert [amount_of(r) for r in recipients] == [Decimal(10), Decimal(10), Decimal(0), Decimal(5)]
-    keys = IdempotencyKey.objects.filter(user=sender, key__startswith=f"batch:{shown['id']}:")
-    assert sorted(keys.values_list("key", flat=True)) == [
-        f"batch:{shown['id']}:{i}" for i in (0, 1, 3)
-    ]
+    paid = {
+        i["index"]: Transaction.objects.get(pk=i["transaction_id"])
+        for i in shown["items"]
+        if i["status"] == "completed"
+    }
+    assert {index: (t.to_user_id, t.amount) for index, t in paid.items()} == {
+        index: (recipients[index].pk, Decimal(amounts[index])) for index in (0, 1, 3)
+    }
 
 
 def test_a_chunked_batch_refuses_an_unknown_recipient_per_item(
@@ -261,31 +268,125 @@ def test_a_redelivered_chunk_counts_and_pays_nothing_twice(funded_user):
     assert amount_of(sender) == Decimal("70.00")
 
 
-def test_an_item_paid_before_its_outcome_was_recorded_is_not_paid_again(funded_user):
-    # given: the worker moved the money for item 0, then died before recording it
+def test_a_chunk_that_fails_before_its_commit_moves_nothing_and_runs_again_once(
+    funded_user, monkeypatch
+):
+    # given: the chunk's transaction breaks after the money was written, before the commit
     sender = funded_user("100.00")
-    recipient = UserFactory()
+    recipients = UserFactory.create_batch(3)
     batch = services.create_batch(
         actor=sender,
-        items=[BatchItemInput(to_user_id=recipient.pk, amount=Decimal(10), currency="USD")],
+        items=[
+            BatchItemInput(to_user_id=r.pk, amount=Decimal(10), currency="USD") for r in recipients
+        ],
         atomic=False,
     )
-    item = TransferBatchItem.objects.get(batch=batch, index=0)
-    first = services.transfer(
-        actor=sender,
-        sender=sender,
-        recipient=recipient,
-        amount=Decimal(10),
-        currency="USD",
-        idempotency=services.batches.item_idempotency(batch=batch, item=item),
+    services.batches._mark_processing(batch_id=batch.pk)
+    record = services.batches._record_outcomes
+
+    def crash(**kwargs):
+        record(**kwargs)
+        raise ConnectionResetError("worker lost")
+
+    monkeypatch.setattr(services.batches, "_record_outcomes", crash)
+    transactions_before = Transaction.objects.count()
+    # when
+    with pytest.raises(ConnectionResetError):
+        services.process_batch_chunk(batch_id=batch.pk, start=0, stop=3)
+    # then: nothing moved, every item still pending
+    assert amount_of(sender) == Decimal("100.00")
+    assert Transaction.objects.count() == transactions_before
+    assert set(TransferBatchItem.objects.filter(batch=batch).values_list("status", flat=True)) == {
+        "pending"
+    }
+    # when: the chunk is delivered again
+    monkeypatch.setattr(services.batches, "_record_outcomes", record)
+    again = services.process_batch_chunk(batch_id=batch.pk, start=0, stop=3)
+    # then: applied once
+    batch.refresh_from_db()
+    assert again == 3
+    assert (batch.status, batch.processed, batch.succeeded) == (BatchStatus.COMPLETED, 3, 3)
+    assert amount_of(sender) == Decimal("70.00")
+    assert Transaction.objects.count() == transactions_before + 3
+
+
+def test_a_chunk_refuses_each_bad_item_alone_with_its_own_code(funded_user):
+    # given: one chunk mixing good items and every kind of refusal
+    sender = funded_user("30.00")
+    friend, inactive = UserFactory(), UserFactory(is_active=False)
+    items = [
+        BatchItemInput(to_user_id=friend.pk, amount=Decimal("20.00"), currency="USD"),
+        BatchItemInput(to_user_id=999_999_999, amount=Decimal("1.00"), currency="USD"),
+        BatchItemInput(to_user_id=sender.pk, amount=Decimal("1.00"), currency="USD"),
+        BatchItemInput(to_user_id=inactive.pk, amount=Decimal("1.00"), currency="USD"),
+        BatchItemInput(to_user_id=friend.pk, amount=Decimal("10.01"), currency="USD"),
+        BatchItemInput(to_user_id=friend.pk, amount=Decimal("10.00"), currency="USD"),
+    ]
+    batch = services.create_batch(actor=sender, items=items, atomic=False)
+    services.batches._mark_processing(batch_id=batch.pk)
+    # when
+    done = services.process_batch_chunk(batch_id=batch.pk, start=0, stop=len(items))
+    # then
+    batch.refresh_from_db()
+    rows = list(
+        TransferBatchItem.objects.filter(batch=batch)
+        .order_by("index")
+        .values_list("status", "error_code")
+    )
+    assert done == 6
+    assert rows == [
+        ("completed", None),
+        ("failed", "not_found"),
+        ("failed", "same_account"),
+        ("failed", "account_inactive"),
+        ("failed", "insufficient_funds"),
+        ("completed", None),
+    ]
+    assert (batch.status, batch.succeeded, batch.failed) == (BatchStatus.COMPLETED, 2, 4)
+    assert (amount_of(sender), amount_of(friend), amount_of(inactive)) == (
+        Decimal(0),
+        Decimal(30),
+        Decimal(0),
+    )
+    assert (
+        "10.00 USD available" in TransferBatchItem.objects.get(batch=batch, index=4).error_message
+    )
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_batch_continues_every_balance_chain_in_item_order(funded_user, atomic):
+    # given: two senders paying each other and a third account, in interleaved order
+    a, b = funded_user("50.00"), funded_user("50.00")
+    c = UserFactory()
+    moves = [(a, b, "5.00"), (b, c, "7.00"), (a, c, "1.00"), (b, a, "2.00"), (a, b, "3.00")]
+    batch = services.create_batch(
+        actor=UserFactory(role="admin"),
+        items=[
+            BatchItemInput(
+                from_user_id=x.pk, to_user_id=y.pk, amount=Decimal(amount), currency="USD"
+            )
+            for x, y, amount in moves
+        ],
+        atomic=atomic,
     )
     # when
     services.start_batch(batch_id=batch.pk)
-    # then
-    item.refresh_from_db()
-    assert item.transaction_id == first.pk
-    assert amount_of(recipient) == Decimal("10.00")
-    assert TransferBatch.objects.get(pk=batch.pk).succeeded == 1
+    # then: each balance's events follow item order, link up, and end at the balance's head
+    balance_a = Balance.objects.get(user=a, currency_id="USD")
+    chain = assert_chain_intact(f"balance:{balance_a.pk}")
+    assert [e.details["balance_after"] for e in chain] == [
+        "50.00",
+        "45.00",
+        "44.00",
+        "46.00",
+        "43.00",
+    ]
+    assert [e.details["seq"] for e in chain] == [1, 2, 3, 4, 5]
+    assert balance_a.head_hash == chain[-1].hash
+    items = TransferBatchItem.objects.filter(batch=batch).order_by("index")
+    for item in items:
+        assert_chain_intact(f"txn:{item.transaction_id}")
+    assert verify_audit_trail().ok
 
 
 def test_a_malformed_item_rejects_the_whole_batch_with_details_by_index(user_client, other_user):
@@ -455,3 +556,67 @@ def test_chunks_of_one_batch_run_by_several_workers_count_every_item_once():
     assert amount_of(sender) == Decimal(0)
     assert sum(amount_of(r) for r in recipients) == Decimal(400)
     assert AuditLog.objects.filter(chain=f"batch:{batch.pk}", action="batch.completed").count() == 1
+
+
+@pytest.mark.concurrency
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_paying_between_the_same_accounts_conserve_money():
+    # given: twelve accounts and two chunked batches of payments among them, some too large
+    accounts = UserFactory.create_batch(12)
+    for account in accounts:
+        services.credit(actor=account, user=account, amount=Decimal("100.00"), currency="USD")
+    admin = UserFactory(role="admin")
+    rng = random.Random(11)
+    batches = [
+        services.create_batch(
+            actor=admin,
+            items=[
+                BatchItemInput(
+                    from_user_id=sender.pk,
+                    to_user_id=recipient.pk,
+                    amount=Decimal(rng.randint(100, 6000)) / 100,
+                    currency="USD",
+                )
+                for sender, recipient in (rng.sample(accounts, 2) for _ in range(300))
+            ],
+            atomic=False,
+        )
+        for _ in range(2)
+    ]
+    for batch in batches:
+        services.batches._mark_processing(batch_id=batch.pk)
+    chunks = [(batch.pk, start, start + 25) for batch in batches for start in range(0, 300, 25)]
+    orders = [chunks, list(reversed(chunks))]  # each worker takes every chunk, in its own order
+    barrier = threading.Barrier(len(orders))
+    errors: list[BaseException] = []
+
+    def work(order: list) -> None:
+        try:
+            barrier.wait()
+            for batch_id, start, stop in order:
+                services.process_batch_chunk(batch_id=batch_id, start=start, stop=stop)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when
+    threads = [threading.Thread(target=work, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then
+    assert errors == []
+    assert sum(amount_of(a) for a in accounts) == Decimal("1200.00")
+    for batch in batches:
+        batch.refresh_from_db()
+        items = TransferBatchItem.objects.filter(batch=batch)
+        assert (batch.status, batch.processed) == (BatchStatus.COMPLETED, 300)
+        assert batch.succeeded == items.filter(status="completed").count() > 0
+        assert batch.failed == items.filter(error_code="insufficient_funds").count() > 0
+        paid = Transaction.objects.filter(pk__in=items.values("transaction_id"))
+        assert paid.count() == batch.succeeded
+    transfers = Transaction.objects.filter(type=TransactionType.TRANSFER, initiated_by=admin)
+    assert transfers.count() == sum(b.succeeded for b in batches)  # none applied twice
+    assert verify_audit_trail().ok

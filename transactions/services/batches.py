@@ -2,79 +2,82 @@
 
 `create_batch` records the batch and its items and queues `start_batch` after commit.
 
-An *atomic* batch is applied by `apply_atomic_batch` in ONE database transaction: every
-balance it touches is locked once (one `lock_balances` call, primary-key order), the
-items are checked in memory in index order against the locked amounts, and everything is
-written with set-based statements (one `plan_postings` over all postings, one insert of
-all transactions, one audit insert). If any item is refused, nothing moves: the refused
-items carry their own error, the others `batch_aborted`, and the batch ends `failed` with
-`succeeded = 0`. Atomic items get no per-item idempotency key: the batch row, locked and
-checked for `pending`/`processing` first, makes a second run a no-op.
+Both kinds of batch apply their items the same way (`_apply_items`), in one database
+transaction per unit of work: every balance the items touch is locked once (one
+`lock_balances` call, primary-key order), the items are checked in memory in index order
+against the locked amounts (`_check_items`: a refused item is not applied, so later items
+are checked as if it were absent), and the accepted ones are written set-based: the
+transactions, the audit events (each balance's chain continued from the head read under
+its lock, then each transaction's `transaction.completed`), the balance entries, the
+balances, then the items' outcomes and the batch counters (`_record_outcomes`). The
+large inserts use COPY, streamed while the rows are computed.
 
-Other batches are cut into chunks of CHUNK_SIZE items, each a `process_batch_chunk`
-task, so several workers share the work. A chunk runs its items in groups of GROUP_SIZE,
-one database transaction per group: the group's balances are locked once, in key order,
-then every item runs through the same body as a single `transfer` (its checks, limits,
-audit events) in its own savepoint, with the idempotency key `batch:<id>:<index>` scoped
-to the batch owner; a refused item rolls back to its savepoint and only itself. The
-items' outcomes and the batch counters are written in the same transaction as the money,
-only for items still pending, so a redelivered chunk counts and pays nothing twice. The
-batch is `completed` when the last item is counted.
+An *atomic* batch is one unit, `apply_atomic_batch`, which locks the batch row first. If
+any item is refused, nothing moves: the refused items carry their own error, the others
+`batch_aborted`, and the batch ends `failed` with `succeeded = 0`. A second run finds the
+batch finished and does nothing.
+
+Other batches are cut into chunks of CHUNK_SIZE items, each a `process_batch_chunk` task
+and one database transaction, so several workers share the work. A refused item is
+recorded `failed` with its own error code and affects only itself. Each item is applied
+exactly once without an idempotency key of its own: a chunk locks its item rows and
+applies only those still `pending`, in the transaction that records their outcomes, so a
+redelivered chunk finds them finished, and a chunk that fails before its commit leaves
+them pending with nothing moved. The batch is `completed` when the last item is counted.
 """
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import PendingEvent, add_events, chain_head
+from audit.services import PendingEvent, add_events, chain_head, copy_events
 from balances.locks import LockedSet, lock_balances
-from balances.services import plan_postings
-from transactions import stats
+from balances.services import ENTRY_COLUMNS, PostingResult, add_balance_updates, iter_postings
 from transactions.idempotency import (
     IdempotencyRequest,
-    IdempotentReplay,
     claim_idempotency_key,
     complete_idempotency_key,
-    fingerprint,
 )
 from transactions.models import (
     BatchItemStatus,
     BatchStatus,
+    Transaction,
+    TransactionStatus,
     TransactionType,
     TransferBatch,
-    TransferBatchItem,
 )
-from transactions.money import format_amount
+from transactions.money import exponent_of, format_amount
 from transactions.services.movements import (
-    add_transaction_inserts,
+    TRANSACTION_COLUMNS,
     legs_for,
-    new_transaction,
     schedule_after_commit,
     transaction_event,
-    transfer_in_transaction,
+    transaction_row,
 )
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
 from transactions.tasks import process_batch_chunk as process_batch_chunk_task
 from transactions.tasks import start_batch as start_batch_task
-from wallet_project.db import StatementBatch, retry_on_lock_conflict, rows_source
-from wallet_project.errors import (
-    NotFoundError,
-    PermissionDeniedError,
-    ValidationFailedError,
-    WalletError,
-)
+from wallet_project.db import StatementBatch, copy_rows, retry_on_lock_conflict
+from wallet_project.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
 
 logger = logging.getLogger("wallet.batches")
 
 MAX_ITEMS = 10_000
-CHUNK_SIZE = 250  # one task: about a second of work, so progress stays fresh
-GROUP_SIZE = 5  # items per transaction: few accounts held at once, so workers seldom wait
+# One task and one database transaction per chunk. Workers sharing accounts take turns on
+# the balance locks; 500 items hold them about 0.2 s, so other movements wait little, and
+# per-chunk work stays a small share (bench/batch_bench.py, two workers over 1,000
+# accounts: 250 items ~2,500 transfers/s, 500 ~3,100/s, 1,000 ~3,100/s).
+CHUNK_SIZE = 500
 ABORTED = "batch_aborted"  # item error in a failed atomic batch for items that were fine
 
 
@@ -120,19 +123,17 @@ def _batch_event(
     )
 
 
-_ITEM_INSERT = (
-    "(batch_id, index, from_user_id, to_user_id, amount, currency, description, reference, "
-    "status) SELECT %s::uuid, v.*, 'pending'"
+_ITEM_COLUMNS = (
+    "batch_id",
+    "index",
+    "from_user_id",
+    "to_user_id",
+    "amount",
+    "currency",
+    "description",
+    "reference",
+    "status",
 )
-_ITEM_COLUMNS = [
-    ("idx", "integer"),
-    ("from_user_id", "bigint"),
-    ("to_user_id", "bigint"),
-    ("amount", "numeric"),
-    ("currency", "varchar"),
-    ("description", "varchar"),
-    ("reference", "varchar"),
-]
 
 
 @retry_on_lock_conflict
@@ -146,7 +147,7 @@ def create_batch(
 ) -> TransferBatch:
     """Record a batch of transfers from `actor` (or, for an admin, from any sender).
 
-    Inserts the batch, its items (one statement) and a `batch.created` event, stores the
+    Inserts the batch, its items (one COPY) and a `batch.created` event, stores the
     idempotency response, and queues `start_batch` after commit. Locks nothing. Raises
     ValidationFailedError (no items, more than MAX_ITEMS), PermissionDeniedError (a
     non-admin naming another sender), IdempotencyKeyReusedError; IdempotentReplay.
@@ -165,12 +166,12 @@ def create_batch(
         created_at=now,
         updated_at=now,
     )
-    statements = StatementBatch()
-    source, params = rows_source(
-        "v",
+    copy_rows(
+        "transfer_batch_items",
         _ITEM_COLUMNS,
-        [
+        (
             (
+                batch.pk,
                 index,
                 item.from_user_id or actor.pk,
                 item.to_user_id,
@@ -178,14 +179,12 @@ def create_batch(
                 item.currency,
                 item.description or "",
                 item.reference,
+                BatchItemStatus.PENDING,
             )
             for index, item in enumerate(items)
-        ],
+        ),
     )
-    statements.add(
-        f"INSERT INTO transfer_batch_items {_ITEM_INSERT} FROM {source}",
-        [batch.pk, *params],
-    )
+    statements = StatementBatch()
     event = _batch_event(batch=batch, action="batch.created", actor_id=actor.pk, now=now)
     add_events(statements, events=[event])
     complete_idempotency_key(statements, idempotency=idempotency, result=batch)
@@ -250,7 +249,52 @@ def _pending_chunk_starts(batch_id: object) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-# ---------------------------------------------------------------- atomic batches
+# ---------------------------------------------------------------- applying items
+
+
+class _Item(NamedTuple):
+    """A pending item as read for applying (the columns of `_ITEMS_SQL`)."""
+
+    index: int
+    from_user_id: int
+    to_user_id: int
+    amount: Decimal
+    currency: str
+    description: str
+    reference: str | None
+
+
+_ITEMS_SQL = """
+SELECT index, from_user_id, to_user_id, amount, currency, description, reference
+FROM transfer_batch_items
+WHERE batch_id = %s::uuid AND index >= %s AND index < %s AND status = 'pending'
+ORDER BY index
+"""
+
+
+def _read_items(*, batch_id: object, start: int, stop: int, lock: bool) -> list[_Item]:
+    """The pending items `start <= index < stop`, in index order (locked if `lock`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ITEMS_SQL + (" FOR UPDATE" if lock else ""), [batch_id, start, stop])
+        return [_Item._make(row) for row in cursor.fetchall()]
+
+
+def _lock_parties(items: list[_Item]) -> tuple[set[int], LockedSet]:
+    """The ids of the items' parties that exist, and every balance they touch, locked.
+
+    One `lock_balances` call: primary-key order, like every money path, so two batches (or
+    a batch and a transfer) touching the same accounts cannot deadlock. Recipients' rows
+    are created on first use.
+    """
+    ids = {i.from_user_id for i in items} | {i.to_user_id for i in items}
+    users = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    known = [i for i in items if i.from_user_id in users and i.to_user_id in users]
+    locked = lock_balances(
+        keys=[(i.from_user_id, i.currency) for i in known]
+        + [(i.to_user_id, i.currency) for i in known],
+        create_missing=[(i.to_user_id, i.currency) for i in known],
+    )
+    return users, locked
 
 
 @dataclass
@@ -260,16 +304,22 @@ class _Refusal:
 
 
 def _check_items(
-    items: list[tuple], known_users: set[int], locked: LockedSet
+    items: list[_Item], known_users: set[int], locked: LockedSet
 ) -> dict[int, _Refusal]:
     """Run the items in index order against the locked amounts; return the refused ones.
 
     A refused item is not applied, so the later items are checked as if it were absent;
-    every refusal found is reported, not only the first.
+    every refusal found is reported, not only the first. Keys are item indexes.
     """
     running = {key: balance.amount for key, balance in locked.balances.items()}
     refused: dict[int, _Refusal] = {}
-    for index, from_id, to_id, amount, currency, *_ in items:
+    for item in items:
+        from_id, to_id, amount, currency = (
+            item.from_user_id,
+            item.to_user_id,
+            item.amount,
+            item.currency,
+        )
         refusal = None
         parties = [locked.balances.get((from_id, currency)), locked.balances.get((to_id, currency))]
         if to_id not in known_users:
@@ -288,35 +338,130 @@ def _check_items(
                 f"{currency} available).",
             )
         if refusal is not None:
-            refused[index] = refusal
+            refused[item.index] = refusal
             continue
         running[(from_id, currency)] -= amount
         running[(to_id, currency)] = running.get((to_id, currency), Decimal(0)) + amount
     return refused
 
 
-_FAILED_SET = (
-    "status = 'failed', error_code = coalesce(v.code, %s), error_message = coalesce(v.message, %s)"
-)
+def _write_transfers(
+    *, batch: TransferBatch, items: list[_Item], locked: LockedSet
+) -> list[Transaction]:
+    """Write `items` (checked already) as completed transfers, set-based, in this transaction.
+
+    Inserts the transactions, the audit events (each balance's `balance:<id>` chain
+    continued from the head read under its lock, in item order, then each transaction's
+    `transaction.completed`), the balance entries, then updates the balances' amounts
+    and chain heads. The inserts use COPY fed by generators, so the database inserts
+    rows while the next ones are computed here; foreign keys are checked at commit.
+    """
+    now = locked.now
+    owner_id = batch.owner_id
+    # Amounts are formatted (events) while rows stream and the connection is busy: read the
+    # currencies' exponents now, into the cache they are then served from.
+    for currency in {item.currency for item in items}:
+        exponent_of(currency)
+    # Random ids, inserted in ascending order: each index on them grows at one place.
+    ids = sorted(uuid.uuid4() for _ in items)
+    txns: list[Transaction] = []
+
+    def transaction_rows() -> Iterator[tuple]:
+        for item, txn_id in zip(items, ids, strict=True):
+            txn = Transaction(
+                id=txn_id,
+                type=TransactionType.TRANSFER,
+                status=TransactionStatus.COMPLETED,
+                from_user_id=item.from_user_id,
+                to_user_id=item.to_user_id,
+                amount=item.amount,
+                currency_id=item.currency,
+                description=item.description or "",
+                reference=item.reference,
+                initiated_by_id=owner_id,
+                created_at=now,
+                completed_at=now,
+            )
+            txns.append(txn)
+            yield transaction_row(txn)
+
+    copy_rows("transactions", TRANSACTION_COLUMNS, transaction_rows())
+    # Legs grouped by balance, each balance's in item order: its chain and amounts are
+    # exactly those of posting in item order, and its events are written side by side.
+    legs = [leg for txn in txns for leg in legs_for(txn)]
+    legs.sort(key=lambda leg: locked.balances[(leg.user_id, leg.currency)].id)
+    posted = PostingResult()
+    entries = iter_postings(locked=locked, postings=legs, actor_id=owner_id, now=now, result=posted)
+
+    def events() -> Iterator[PendingEvent]:
+        written = 0
+        for entry in entries:
+            posted.entry_rows.append(entry)
+            yield from posted.events[written:]
+            written = len(posted.events)
+        for txn in txns:
+            yield transaction_event(
+                txn=txn, action="transaction.completed", actor_id=owner_id, now=now
+            )
+
+    copy_events(events=events())
+    copy_rows("balance_entries", ENTRY_COLUMNS, ((*row, now) for row in posted.entry_rows))
+    statements = StatementBatch()
+    add_balance_updates(statements, result=posted, now=now)
+    statements.execute()
+    return txns
+
+
+def _apply_items(
+    *, batch: TransferBatch, items: list[_Item], refused: dict[int, _Refusal], locked: LockedSet
+) -> None:
+    """Apply the pending `items` that were not refused and record every item's outcome.
+
+    The one write path of both kinds of batch: the transfers (`_write_transfers`), then
+    the outcomes and the batch counters (`_record_outcomes`), all in the caller's
+    transaction, which holds the items (or the batch) and the balances locked.
+    """
+    accepted = [item for item in items if item.index not in refused]
+    txns = _write_transfers(batch=batch, items=accepted, locked=locked) if accepted else []
+    outcomes = [
+        (item.index, BatchItemStatus.COMPLETED, txn.pk, None, None)
+        for item, txn in zip(accepted, txns, strict=True)
+    ]
+    outcomes += [
+        (item.index, BatchItemStatus.FAILED, None, r.code, r.message[:500])
+        for item in items
+        if (r := refused.get(item.index)) is not None
+    ]
+    _record_outcomes(batch=batch, outcomes=outcomes)
+    schedule_after_commit(txns)
+
+
+# ---------------------------------------------------------------- atomic batches
+
+_FAIL_SQL = """
+UPDATE transfer_batch_items i
+SET status = 'failed', error_code = coalesce(v.code, %s), error_message = coalesce(v.message, %s)
+FROM transfer_batch_items a
+LEFT JOIN unnest(%s::integer[], %s::varchar[], %s::varchar[]) AS v(idx, code, message)
+       ON v.idx = a.index
+WHERE a.batch_id = %s::uuid AND i.id = a.id
+"""
 
 
 def _fail_atomic(
     *, batch: TransferBatch, refused: dict[int, _Refusal], now: datetime
 ) -> tuple[StatementBatch, list[PendingEvent]]:
     statements = StatementBatch()
-    source, params = rows_source(
-        "v",
-        [("idx", "integer"), ("code", "varchar"), ("message", "varchar")],
-        [(index, r.code, r.message[:500]) for index, r in sorted(refused.items())],
-    )
-    first = min(refused)
+    ordered = sorted(refused.items())
+    first = ordered[0][0]
     statements.add(
-        f"UPDATE transfer_batch_items i SET {_FAILED_SET} FROM transfer_batch_items a "  # noqa: S608
-        f"LEFT JOIN {source} ON v.idx = a.index WHERE a.id = i.id AND i.batch_id = %s::uuid",
+        _FAIL_SQL,
         [
             ABORTED,
             f"Not applied: item {first} of this atomic batch was refused ({refused[first].code}).",
-            *params,
+            [index for index, _ in ordered],
+            [r.code for _, r in ordered],
+            [r.message[:500] for _, r in ordered],
             batch.pk,
         ],
     )
@@ -346,102 +491,18 @@ def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
     batch = _lock_batch(batch_id)
     if not _unfinished(batch):
         return batch
-    items = list(
-        TransferBatchItem.objects.filter(batch_id=batch.pk)
-        .order_by("index")
-        .values_list(
-            "index",
-            "from_user_id",
-            "to_user_id",
-            "amount",
-            "currency",
-            "description",
-            "reference",
-        )
-    )
-    user_ids = {i[1] for i in items} | {i[2] for i in items}
-    users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
-    known = [i for i in items if i[1] in users and i[2] in users]
-    locked = lock_balances(
-        keys=[(i[1], i[4]) for i in known] + [(i[2], i[4]) for i in known],
-        create_missing=[(i[2], i[4]) for i in known],
-    )
-    now = locked.now
+    items = _read_items(batch_id=batch.pk, start=0, stop=batch.total, lock=False)
+    users, locked = _lock_parties(items)
     refused = _check_items(items, users, locked)
     if refused:
-        statements, events = _fail_atomic(batch=batch, refused=refused, now=now)
-        _finish_batch_row(statements, batch=batch, now=now)
+        statements, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
+        _finish_batch_row(statements, batch=batch, now=locked.now)
         add_events(statements, events=events)
-        statements.execute()
+        with _planned_for_actual_sizes():
+            statements.execute()
         return batch
-    txns = [
-        new_transaction(
-            kind=TransactionType.TRANSFER,
-            actor=batch.owner,
-            from_user_id=from_id,
-            to_user_id=to_id,
-            amount=amount,
-            currency=currency,
-            description=description,
-            reference=reference,
-            now=now,
-        )
-        for _, from_id, to_id, amount, currency, description, reference in items
-    ]
-    batch.status = BatchStatus.COMPLETED
-    batch.processed = batch.succeeded = batch.total
-    finished = _batch_event(batch=batch, action="batch.completed", actor_id=None, now=now)
-    # Pipeline mode: each statement is sent at once and runs on the server while the next
-    # one is computed here, so the database and this process work at the same time. The
-    # foreign keys are checked as each statement ends (not all at commit), in that overlap;
-    # every statement only references rows written by the ones before it.
-    with connection.connection.pipeline():
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        rows = StatementBatch()
-        add_transaction_inserts(rows, txns=txns)
-        _complete_items(rows, batch=batch, indexes=[i[0] for i in items], txns=txns)
-        rows.execute()
-        postings, result = plan_postings(
-            locked=locked,
-            postings=[leg for txn in txns for leg in legs_for(txn)],
-            actor_id=batch.owner_id,
-            now=now,
-        )
-        add_events(postings, events=result.events)
-        postings.execute()
-        events = StatementBatch()
-        add_events(
-            events,
-            events=[
-                *(
-                    transaction_event(
-                        txn=txn, action="transaction.completed", actor_id=batch.owner_id, now=now
-                    )
-                    for txn in txns
-                ),
-                finished,
-            ],
-        )
-        _finish_batch_row(events, batch=batch, now=now)
-        events.execute()
-    schedule_after_commit(txns)
+    _apply_items(batch=batch, items=items, refused={}, locked=locked)
     return batch
-
-
-def _complete_items(
-    statements: StatementBatch, *, batch: TransferBatch, indexes: list[int], txns: list
-) -> None:
-    source, params = rows_source(
-        "v",
-        [("idx", "integer"), ("txn", "uuid")],
-        [(index, txn.pk) for index, txn in zip(indexes, txns, strict=True)],
-    )
-    statements.add(
-        f"UPDATE transfer_batch_items i SET status = 'completed', transaction_id = v.txn FROM {source} "  # noqa: S608
-        "WHERE i.batch_id = %s::uuid AND i.index = v.idx",
-        [*params, batch.pk],
-    )
 
 
 def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: datetime) -> None:
@@ -455,12 +516,16 @@ def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: 
 
 # ---------------------------------------------------------------- chunked batches
 
+# Outcomes are keyed by (batch, index), the unique index, and passed as arrays: planned
+# with their actual sizes (see `_plan_with_actual_sizes`), the join is a hash join or an
+# index lookup per item, whatever the statistics say about the items table.
 _RECORD_SQL = """
 WITH item AS (
     UPDATE transfer_batch_items i
     SET status = v.status, transaction_id = v.txn, error_code = v.code, error_message = v.message
-    FROM {source}
-    WHERE i.id = v.id AND i.id = ANY(%s::bigint[]) AND i.status = 'pending'
+    FROM unnest(%s::integer[], %s::varchar[], %s::uuid[], %s::varchar[], %s::varchar[])
+         AS v(idx, status, txn, code, message)
+    WHERE i.batch_id = %s::uuid AND i.index = v.idx AND i.status = 'pending'
     RETURNING i.status
 ), counted AS (
     SELECT count(*)::integer AS n,
@@ -479,28 +544,19 @@ FROM counted c
 WHERE b.id = %s::uuid
 RETURNING c.n, b.status, b.processed, b.total
 """
-_OUTCOME_COLUMNS = [
-    ("id", "bigint"),
-    ("status", "varchar"),
-    ("txn", "uuid"),
-    ("code", "varchar"),
-    ("message", "varchar"),
-]
 
 
 def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
     """Write the items' outcomes and count them, in one statement, only items still pending.
 
-    Runs in the caller's transaction (the one that moved the money), so an outcome is
-    recorded exactly when its transfer commits. The statement locks the batch row; the
-    one call that counts the last item writes `batch.completed` under that lock.
+    `outcomes` are (index, status, transaction id, error code, error message). Runs in the
+    caller's transaction (the one that moved the money), so an outcome is recorded exactly
+    when its transfer commits. The statement locks the batch row; the one call that counts
+    the last item writes `batch.completed` under that lock.
     """
-    source, params = rows_source("v", _OUTCOME_COLUMNS, outcomes)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_SQL.format(source=source),
-            [*params, [row[0] for row in outcomes], batch.pk],
-        )
+    columns = [list(column) for column in zip(*outcomes, strict=True)]
+    with _planned_for_actual_sizes(), connection.cursor() as cursor:
+        cursor.execute(_RECORD_SQL, [*columns, batch.pk, batch.pk])
         counted, status, processed, total = cursor.fetchone()
     if counted and processed == total and status == BatchStatus.COMPLETED:
         batch.refresh_from_db()
@@ -516,108 +572,57 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
         statements.execute()
 
 
-def _item_response(txn) -> tuple[int, dict]:
-    return 201, {"id": str(txn.pk), "status": txn.status}
+@contextmanager
+def _planned_for_actual_sizes() -> Iterator[None]:
+    """Plan the statements inside for their actual parameters, never generically.
 
-
-def item_idempotency(*, batch: TransferBatch, item: TransferBatchItem) -> IdempotencyRequest:
-    """The deterministic key of a chunked item, `batch:<id>:<index>`, scoped to the owner."""
-    key = f"batch:{batch.pk}:{item.index}"
-    return IdempotencyRequest(
-        user_id=batch.owner_id,
-        key=key,
-        fingerprint=fingerprint(method="BATCH", path=key, body={"item": item.pk}),
-        render=_item_response,
-    )
-
-
-def _run_item(*, batch: TransferBatch, item: TransferBatchItem, users: dict[int, User]) -> tuple:
-    """One item as a normal transfer, in its own savepoint; returns its outcome row."""
-    sender, recipient = users.get(item.from_user_id), users.get(item.to_user_id)
-    try:
-        if recipient is None:
-            raise NotFoundError("The recipient does not exist.")
-        if sender is None:
-            raise NotFoundError("The sender does not exist.")
-        with transaction.atomic():  # a refused item rolls back to here, and only itself
-            txn = transfer_in_transaction(
-                actor=batch.owner,
-                sender=sender,
-                recipient=recipient,
-                amount=item.amount,
-                currency=item.currency,
-                description=item.description,
-                reference=item.reference,
-                idempotency=item_idempotency(batch=batch, item=item),
-            )
-        return (item.pk, BatchItemStatus.COMPLETED, txn.pk, None, None)
-    except IdempotentReplay as replay:  # applied earlier under this item's key
-        return (item.pk, BatchItemStatus.COMPLETED, replay.transaction_id, None, None)
-    except WalletError as refusal:
-        if refusal.http_status >= 500:  # transient: the whole group is retried
-            raise
-        return (item.pk, BatchItemStatus.FAILED, None, refusal.code, refusal.message[:500])
+    A batch's statements carry thousands of rows in array parameters; planned with the
+    arrays' real lengths they join by hash or by index. A generic plan (the driver
+    prepares statements it runs often) would assume a handful of rows and may join them
+    by nested loop. Only around those statements: the foreign-key checks run at commit on
+    plans prepared once, which must stay generic to be cheap.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode TO DEFAULT")
 
 
 @retry_on_lock_conflict
 @transaction.atomic(durable=True)
-def _run_group(*, batch: TransferBatch, item_ids: list[int], users: dict[int, User]) -> int:
-    """Run a group of items in one database transaction, each item in its own savepoint.
+def _run_chunk(*, batch: TransferBatch, start: int, stop: int) -> int:
+    """Apply the pending items of one chunk in one database transaction; returns how many.
 
-    Every balance the group touches is locked first, once, in primary-key order, so the
-    items never wait on each other and two groups cannot deadlock; the items then take
-    the same path as a single `transfer` (checks, limits, idempotency key, audit), and
-    their outcomes and the batch counters are written before the one commit.
+    Locks the chunk's pending item rows, then every balance they touch, once, in
+    primary-key order. Items are checked in index order against the locked amounts; a
+    refused item is recorded `failed` with its code and affects only itself.
     """
-    items = list(
-        TransferBatchItem.objects.filter(pk__in=item_ids, status=BatchItemStatus.PENDING)
-        .select_for_update()
-        .order_by("index")
-    )
+    items = _read_items(batch_id=batch.pk, start=start, stop=stop, lock=True)
     if not items:
         return 0
-    parties = [i for i in items if i.from_user_id in users and i.to_user_id in users]
-    lock_balances(
-        keys=[(i.from_user_id, i.currency) for i in parties]
-        + [(i.to_user_id, i.currency) for i in parties],
-        create_missing=[(i.to_user_id, i.currency) for i in parties],
-    )
-    outcomes = [_run_item(batch=batch, item=item, users=users) for item in items]
-    _record_outcomes(batch=batch, outcomes=outcomes)
+    users, locked = _lock_parties(items)
+    refused = _check_items(items, users, locked)
+    _apply_items(batch=batch, items=items, refused=refused, locked=locked)
     return len(items)
 
 
 def process_batch_chunk(*, batch_id: object, start: int, stop: int) -> int:
-    """Run the pending items `start <= index < stop` of a chunked batch; returns how many.
+    """Apply the pending items `start <= index < stop` of a chunked batch; returns how many.
 
-    Holds the advisory lock `batch:<id>:<start>` while it works, so a duplicate message
-    skips. Items run in groups of GROUP_SIZE, one database transaction per group (see
-    `_run_group`); a redelivered chunk finds finished items no longer pending.
+    One database transaction for the chunk (see `_run_chunk`). Exactly once per item: the
+    item rows are locked and only those still `pending` are applied, in the transaction
+    that records their outcome, so a redelivered or duplicated chunk finds them finished.
+    The advisory lock `batch:<id>:<start>` makes a duplicate running at the same time skip
+    at once instead of waiting on the item locks.
     """
     with worker_exclusive(name=f"batch:{batch_id}:{start}") as acquired:
         if not acquired:
             return 0
-        batch = TransferBatch.objects.select_related("owner").filter(pk=batch_id).first()
+        batch = TransferBatch.objects.filter(pk=batch_id).first()
         if batch is None or not _unfinished(batch):
             return 0
-        pending = list(
-            TransferBatchItem.objects.filter(
-                batch_id=batch.pk,
-                index__gte=start,
-                index__lt=stop,
-                status=BatchItemStatus.PENDING,
-            )
-            .order_by("index")
-            .values_list("pk", "from_user_id", "to_user_id")
-        )
-        ids = {row[1] for row in pending} | {row[2] for row in pending}
-        users = {u.pk: u for u in User.objects.filter(pk__in=ids)}
-        done = 0
-        with stats.coalesced():  # one counter update per chunk, not one per item
-            for first in range(0, len(pending), GROUP_SIZE):
-                group = [row[0] for row in pending[first : first + GROUP_SIZE]]
-                done += _run_group(batch=batch, item_ids=group, users=users)
-        return done
+        return _run_chunk(batch=batch, start=start, stop=stop)
 
 
 def resume_stalled_batches(*, older_than: timedelta) -> int:

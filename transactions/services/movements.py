@@ -357,11 +357,7 @@ def transfer_in_transaction(
     reference: str | None = None,
     idempotency: IdempotencyRequest | None = None,
 ) -> Transaction:
-    """The body of `transfer`, inside the caller's atomic block: the same checks and writes.
-
-    For callers that group many transfers in one database transaction, each in its own
-    savepoint (chunked batches), after locking every balance of the group in key order.
-    """
+    """The body of `transfer`, inside the caller's atomic block: the same checks and writes."""
     if sender.pk == recipient.pk:
         raise SameAccountError(details={"to_user_id": recipient.pk})
     return _move(
