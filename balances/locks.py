@@ -25,6 +25,9 @@ class LockedBalance:
     entry_count: int
     head_hash: str
     is_active: bool
+    # The owner's limits in this currency (`transactions.TransferLimit`), read with the lock.
+    max_per_transaction: Decimal | None = None
+    max_per_day: Decimal | None = None
 
 
 @dataclass
@@ -33,10 +36,16 @@ class LockedSet:
     now: datetime  # the database clock, read after the locks: entries are ordered by it
 
 
+# The owner's limit rule comes with the lock: their own active rule, else the default one.
 _LOCK_SQL = """
 SELECT b.id, b.user_id, b.currency, b.amount, b.entry_count, b.head_hash, u.is_active,
-       clock_timestamp()
+       l.max_per_transaction, l.max_per_day, clock_timestamp()
 FROM balances b JOIN users u ON u.id = b.user_id
+LEFT JOIN LATERAL (
+    SELECT t.max_per_transaction, t.max_per_day FROM transfer_limits t
+    WHERE t.currency = b.currency AND t.is_active AND (t.user_id = b.user_id OR t.user_id IS NULL)
+    ORDER BY t.user_id NULLS LAST LIMIT 1
+) l ON true
 WHERE (b.user_id, b.currency) IN ({pairs})
 ORDER BY b.id
 FOR UPDATE OF b
@@ -58,8 +67,8 @@ def _select(cursor, keys: list[tuple[int, str]]) -> tuple[dict, datetime | None]
     found: dict[tuple[int, str], LockedBalance] = {}
     now = None
     for row in cursor.fetchall():
-        found[(row[1], row[2])] = LockedBalance(*row[:7])
-        now = row[7]
+        found[(row[1], row[2])] = LockedBalance(*row[:9])
+        now = row[9]
     return found, now
 
 

@@ -175,6 +175,73 @@ class IdempotencyKey(models.Model):
         return f"{self.user_id}:{self.key}"
 
 
+# ---------------------------------------------------------------- limits
+
+
+class TransferLimit(models.Model):
+    """A limit on what an account holder may send in one currency (transfers and debits).
+
+    A rule with no user is the default for everyone; a user's own active rule replaces the
+    default for that user (to raise or lower it). `max_per_transaction` caps one movement,
+    `max_per_day` the total sent per UTC day (completed movements; a reversed one no longer
+    counts). An empty cap means no cap. Movements staff make on someone else's account
+    (manual adjustments, admin-initiated transfers) are not limited. See `transactions.limits`.
+    """
+
+    currency = models.ForeignKey(
+        Currency, on_delete=models.PROTECT, db_column="currency", related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty: the default rule for every account.",
+    )
+    max_per_transaction = models.DecimalField(
+        max_digits=24, decimal_places=3, null=True, blank=True
+    )
+    max_per_day = models.DecimalField(max_digits=24, decimal_places=3, null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    reason = models.CharField(max_length=500)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "transfer_limits"
+        ordering = ("currency", "user_id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "user"],
+                condition=models.Q(is_active=True),
+                nulls_distinct=False,
+                name="transfer_limit_one_active_rule",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_per_transaction__isnull=True)
+                | models.Q(max_per_transaction__gt=0),
+                name="transfer_limit_per_transaction_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_per_day__isnull=True) | models.Q(max_per_day__gt=0),
+                name="transfer_limit_per_day_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = f"user {self.user_id}" if self.user_id else "everyone"
+        return f"{self.currency_id} limit for {who}"
+
+
 # ---------------------------------------------------------------- batches
 
 

@@ -1,5 +1,5 @@
 """The console's transaction pages, one module per sub-domain; importing them registers them."""
 
-from transactions.admin import batches, ledger, schedules
+from transactions.admin import batches, ledger, limits, schedules
 
-__all__ = ["batches", "ledger", "schedules"]
+__all__ = ["batches", "ledger", "limits", "schedules"]

@@ -9,6 +9,8 @@ from transactions.services.batches import (
     resume_stalled_batches,
     start_batch,
 )
+from transactions.services.limits import check_limit as check_limit
+from transactions.services.limits import save_limit as save_limit
 from transactions.services.movements import (
     add_transaction_inserts,
     credit,
@@ -49,6 +51,7 @@ __all__ = [
     "apply_atomic_batch",
     "cancel_pending_transaction",
     "cancel_schedule",
+    "check_limit",
     "claim_due_runs",
     "create_batch",
     "create_pending",
@@ -72,6 +75,7 @@ __all__ = [
     "resume_stalled_batches",
     "reverse",
     "run_due_schedules",
+    "save_limit",
     "schedule_after_commit",
     "start_batch",
     "transaction_event",

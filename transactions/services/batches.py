@@ -48,6 +48,7 @@ from transactions.idempotency import (
     claim_idempotency_key,
     complete_idempotency_key,
 )
+from transactions.limits import LimitCheck, is_limited
 from transactions.models import (
     BatchItemStatus,
     BatchStatus,
@@ -68,7 +69,12 @@ from transactions.services.pending import database_now, enqueue_after_commit, wo
 from transactions.tasks import process_batch_chunk as process_batch_chunk_task
 from transactions.tasks import start_batch as start_batch_task
 from wallet_project.db import StatementBatch, copy_rows, retry_on_lock_conflict
-from wallet_project.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
+from wallet_project.errors import (
+    LimitExceededError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
 
 logger = logging.getLogger("wallet.batches")
 
@@ -304,14 +310,16 @@ class _Refusal:
 
 
 def _check_items(
-    items: list[_Item], known_users: set[int], locked: LockedSet
+    items: list[_Item], known_users: set[int], locked: LockedSet, *, owner_id: int
 ) -> dict[int, _Refusal]:
     """Run the items in index order against the locked amounts; return the refused ones.
 
     A refused item is not applied, so the later items are checked as if it were absent;
-    every refusal found is reported, not only the first. Keys are item indexes.
+    every refusal found is reported, not only the first. Keys are item indexes. Limits
+    apply as to single transfers: to items the owner sends from their own account.
     """
     running = {key: balance.amount for key, balance in locked.balances.items()}
+    limits = LimitCheck(locked)
     refused: dict[int, _Refusal] = {}
     for item in items:
         from_id, to_id, amount, currency = (
@@ -320,7 +328,7 @@ def _check_items(
             item.amount,
             item.currency,
         )
-        refusal = None
+        refusal, limited = None, False
         parties = [locked.balances.get((from_id, currency)), locked.balances.get((to_id, currency))]
         if to_id not in known_users:
             refusal = _Refusal("not_found", "The recipient does not exist.")
@@ -330,7 +338,14 @@ def _check_items(
             refusal = _Refusal("same_account", "Sender and recipient must be different.")
         elif any(b is not None and not b.is_active for b in parties):
             refusal = _Refusal("account_inactive", "An account of this transfer is inactive.")
-        elif running.get((from_id, currency), Decimal(0)) < amount:
+        elif limited := is_limited(
+            kind=TransactionType.TRANSFER, from_user_id=from_id, initiated_by_id=owner_id
+        ):
+            try:
+                limits.check(sender_id=from_id, currency=currency, amount=amount, count=False)
+            except LimitExceededError as exceeded:
+                refusal = _Refusal(exceeded.code, exceeded.message)
+        if refusal is None and running.get((from_id, currency), Decimal(0)) < amount:
             refusal = _Refusal(
                 "insufficient_funds",
                 f"The balance is too low for this transfer "
@@ -340,6 +355,8 @@ def _check_items(
         if refusal is not None:
             refused[item.index] = refusal
             continue
+        if limited:
+            limits.count(sender_id=from_id, currency=currency, amount=amount)
         running[(from_id, currency)] -= amount
         running[(to_id, currency)] = running.get((to_id, currency), Decimal(0)) + amount
     return refused
@@ -493,7 +510,7 @@ def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
         return batch
     items = _read_items(batch_id=batch.pk, start=0, stop=batch.total, lock=False)
     users, locked = _lock_parties(items)
-    refused = _check_items(items, users, locked)
+    refused = _check_items(items, users, locked, owner_id=batch.owner_id)
     if refused:
         statements, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
         _finish_batch_row(statements, batch=batch, now=locked.now)
@@ -602,7 +619,7 @@ def _run_chunk(*, batch: TransferBatch, start: int, stop: int) -> int:
     if not items:
         return 0
     users, locked = _lock_parties(items)
-    refused = _check_items(items, users, locked)
+    refused = _check_items(items, users, locked, owner_id=batch.owner_id)
     _apply_items(batch=batch, items=items, refused=refused, locked=locked)
     return len(items)
 

@@ -26,6 +26,7 @@ from transactions.idempotency import (
     claim_idempotency_key,
     complete_idempotency_key,
 )
+from transactions.limits import LimitCheck, is_limited
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
 from transactions.money import format_amount
@@ -198,11 +199,15 @@ def plan_movement(
     """Check `txn` against its locked balances and plan its postings (nothing written yet).
 
     Sets `txn.balance_after` for the account the money left (or entered, for a credit).
-    Raises AccountInactiveError, InsufficientFundsError.
+    Raises AccountInactiveError, LimitExceededError, InsufficientFundsError.
     """
     currency = txn.currency_id
     parties = [u for u in (txn.from_user_id, txn.to_user_id) if u is not None]
     ensure_active(locked=locked, user_ids=parties, currency=currency)
+    if is_limited(
+        kind=txn.type, from_user_id=txn.from_user_id, initiated_by_id=txn.initiated_by_id
+    ):
+        LimitCheck(locked).check(sender_id=txn.from_user_id, currency=currency, amount=txn.amount)
     if txn.from_user_id is not None and (txn.from_user_id, currency) not in locked.balances:
         raise InsufficientFundsError(
             details={"currency": currency, "available": format_amount(Decimal(0), currency)}
