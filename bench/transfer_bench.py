@@ -27,8 +27,12 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get("BENCH_DATABASE", "wallet_bench")
 INITIAL = Decimal("1000000.00")
-HTTP_WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "4"))  # gunicorn processes
-HTTP_THREADS = int(os.environ.get("BENCH_HTTP_THREADS", "4"))  # threads per process
+# gunicorn: sync workers (threads 1) by default. A keep-alive connection stays with the
+# process that accepted it, so with threaded workers a few connections can pile onto one
+# process (one GIL) while others idle; a sync worker takes one request per connection
+# from the shared accept queue, so every process stays busy.
+HTTP_WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", str(4 * (os.cpu_count() or 2))))
+HTTP_THREADS = int(os.environ.get("BENCH_HTTP_THREADS", "1"))
 
 
 def bench_database_url() -> str:
@@ -170,14 +174,81 @@ def _without_audit_events() -> None:
     audit.services.event_hash = lambda **fields: ""
 
 
+class _Connection:
+    """A minimal keep-alive HTTP/1.1 client: the load generator shares the machine with the
+    server, so every microsecond it spends parsing is one the server does not get
+    (http.client parses each response's headers with the email package)."""
+
+    def __init__(self, host: str, port: int):
+        self.address = (host, port)
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buffer = sock, b""
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+    def _fill(self, sock: socket.socket) -> None:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        self.buffer += chunk
+
+    def _read(self, sock: socket.socket, length: int) -> bytes:
+        while len(self.buffer) < length:
+            self._fill(sock)
+        data, self.buffer = self.buffer[:length], self.buffer[length:]
+        return data
+
+    def post(self, path: str, body: bytes, headers: str) -> tuple[int, bytes]:
+        sock = self.sock or self._connect()
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{headers}\r\n".encode()
+            + body
+        )
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill(sock)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status = int(head[9:12])
+        fields = head.lower()
+        start = fields.find(b"\r\ncontent-length:")
+        if start >= 0:
+            stop = fields.find(b"\r\n", start + 2)
+            length = int(fields[start + 17 : stop if stop > 0 else len(fields)])
+            payload = self._read(sock, length)
+        else:  # Transfer-Encoding: chunked
+            payload = b""
+            while True:
+                while b"\r\n" not in self.buffer:
+                    self._fill(sock)
+                size_line, _, self.buffer = self.buffer.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                payload += self._read(sock, size)
+                self._read(sock, 2)  # the CRLF after each chunk
+                if size == 0:
+                    break
+        if b"\r\nconnection: close" in fields:
+            self.close()
+        return status, payload
+
+
 def _http_worker(args) -> dict:
     base, tokens, ids, hot, threads, duration, start_at = args
     parsed = urlparse(base)
     results: list[dict] = []
+    auth = {key: f"Authorization: Bearer {token}\r\n" for key, token in tokens.items()}
 
     def loop(seed: int) -> None:
         rng = random.Random(seed)
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        conn = _Connection(parsed.hostname, parsed.port)
         latencies: list[float] = []
         errors: dict[str, int] = {}
         while time.time() < start_at:
@@ -185,26 +256,19 @@ def _http_worker(args) -> dict:
         end = start_at + duration
         while time.time() < end:
             a, b = _pair(ids, hot, rng)
-            body = json.dumps({"to_user_id": b, "amount": f"{rng.randint(1, 100)}.00"})
-            headers = {
-                "Authorization": f"Bearer {tokens[str(a)]}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": uuid.uuid4().hex,
-            }
+            body = f'{{"to_user_id": {b}, "amount": "{rng.randint(1, 100)}.00"}}'.encode()
+            headers = f"{auth[str(a)]}Idempotency-Key: {uuid.uuid4().hex}\r\n"
             began = time.perf_counter()
             try:
-                conn.request("POST", "/api/v1/transactions/transfer", body, headers)
-                response = conn.getresponse()
-                payload = response.read()
-                if response.status == 201:
+                status, payload = conn.post("/api/v1/transactions/transfer", body, headers)
+                if status == 201:
                     latencies.append(time.perf_counter() - began)
                 else:
-                    code = json.loads(payload).get("error", {}).get("code", str(response.status))
+                    code = json.loads(payload).get("error", {}).get("code", str(status))
                     errors[code] = errors.get(code, 0) + 1
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ValueError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 conn.close()
-                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
         conn.close()
         results.append({"latencies": latencies, "errors": errors})
 
