@@ -534,7 +534,7 @@ def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: 
 # ---------------------------------------------------------------- chunked batches
 
 # Outcomes are keyed by (batch, index), the unique index, and passed as arrays: planned
-# with their actual sizes (see `_plan_with_actual_sizes`), the join is a hash join or an
+# with their actual sizes (see `_planned_for_actual_sizes`), the join is a hash join or an
 # index lookup per item, whatever the statistics say about the items table.
 _RECORD_SQL = """
 WITH item AS (
