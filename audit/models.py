@@ -41,13 +41,16 @@ class AuditLog(models.Model):
     entity_id = models.CharField(max_length=64)
     action = models.CharField(max_length=64)
     details = models.JSONField(default=dict)
+    # The acting user's id as it was; no foreign-key check per event (users are never
+    # deleted, only deactivated), which is most of what an audit row costs to insert.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     request_id = models.CharField(max_length=128, null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)

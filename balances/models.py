@@ -61,20 +61,25 @@ class BalanceEntry(models.Model):
         related_name="entries",
         db_index=False,
     )
+    # `user` and `currency` repeat the balance's (or, for a world leg, the transaction's),
+    # which the database already checks through `balance` and `transaction`; they are not
+    # checked again on every entry.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     currency = models.ForeignKey(
         "transactions.Currency",
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         db_column="currency",
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     transaction = models.ForeignKey(
         "transactions.Transaction", on_delete=models.PROTECT, related_name="entries"

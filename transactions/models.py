@@ -95,8 +95,13 @@ class Transaction(models.Model):
         db_index=False,
     )
     amount = models.DecimalField(max_digits=24, decimal_places=3)
+    # No index of its own: reads by currency go through a user's or the time index.
     currency = models.ForeignKey(
-        Currency, on_delete=models.PROTECT, db_column="currency", related_name="+"
+        Currency,
+        on_delete=models.PROTECT,
+        db_column="currency",
+        related_name="+",
+        db_index=False,
     )
     description = models.CharField(max_length=500, blank=True, default="")
     reference = models.CharField(max_length=255, null=True, blank=True)
