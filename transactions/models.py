@@ -230,15 +230,20 @@ class TransferLimit(models.Model):
                 condition=models.Q(is_active=True),
                 nulls_distinct=False,
                 name="transfer_limit_one_active_rule",
+                violation_error_message=(
+                    "This account already has an active limit rule in this currency."
+                ),
             ),
             models.CheckConstraint(
                 condition=models.Q(max_per_transaction__isnull=True)
                 | models.Q(max_per_transaction__gt=0),
                 name="transfer_limit_per_transaction_positive",
+                violation_error_message="A limit must be more than zero.",
             ),
             models.CheckConstraint(
                 condition=models.Q(max_per_day__isnull=True) | models.Q(max_per_day__gt=0),
                 name="transfer_limit_per_day_positive",
+                violation_error_message="A limit must be more than zero.",
             ),
         ]
 

@@ -49,6 +49,7 @@ def test_an_admin_adds_a_default_rule_with_a_reason(admin_console, admin_user):
         ({"change_reason": ""}, b"This field is required"),
         ({"max_per_transaction": ""}, b"Set at least one cap"),
         ({"max_per_transaction": "0"}, b"more than zero"),
+        ({"max_per_transaction": "", "max_per_day": "-5"}, b"more than zero"),
     ],
 )
 def test_a_bad_rule_is_shown_on_the_form_and_not_saved(admin_console, overrides, message):
@@ -57,6 +58,7 @@ def test_a_bad_rule_is_shown_on_the_form_and_not_saved(admin_console, overrides,
     # then
     assert response.status_code == 200
     assert message in response.content
+    assert b"Constraint" not in response.content
     assert not TransferLimit.objects.exists()
 
 
