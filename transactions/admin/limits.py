@@ -8,9 +8,8 @@ from django.urls import reverse
 
 from transactions import services
 from transactions.models import TransferLimit
-from transactions.money import format_amount
 from wallet_project.admin_mixins import RoleAccessMixin
-from wallet_project.admin_views import user_link
+from wallet_project.admin_views import money_cell, user_link
 from wallet_project.errors import WalletError
 
 
@@ -47,6 +46,10 @@ class TransferLimitForm(forms.ModelForm):
         return limit
 
 
+def _cap_cell(cap, currency: str) -> str:
+    return "-" if cap is None else money_cell(cap, currency)
+
+
 @admin.register(TransferLimit)
 class TransferLimitAdmin(RoleAccessMixin, admin.ModelAdmin):
     form = TransferLimitForm
@@ -64,13 +67,11 @@ class TransferLimitAdmin(RoleAccessMixin, admin.ModelAdmin):
 
     @admin.display(description="max per movement")
     def per_transaction(self, obj: TransferLimit) -> str:
-        cap = obj.max_per_transaction
-        return "-" if cap is None else f"{format_amount(cap, obj.currency_id)} {obj.currency_id}"
+        return _cap_cell(obj.max_per_transaction, obj.currency_id)
 
     @admin.display(description="max per day")
     def per_day(self, obj: TransferLimit) -> str:
-        cap = obj.max_per_day
-        return "-" if cap is None else f"{format_amount(cap, obj.currency_id)} {obj.currency_id}"
+        return _cap_cell(obj.max_per_day, obj.currency_id)
 
     def save_model(self, request, obj, form, change) -> None:
         services.save_limit(
