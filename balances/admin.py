@@ -1,14 +1,17 @@
 """The console's balance pages: read-only, like the whole ledger."""
 
-import uuid
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
 from transactions.money import format_amount
-from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin, timestamp_column
+from wallet_project.admin_mixins import (
+    LargeTableMixin,
+    ReadOnlyAdminMixin,
+    RecordColumnsMixin,
+    timestamp_column,
+)
 from wallet_project.admin_views import money_cell, transaction_link, user_link
 
 
@@ -96,7 +99,8 @@ class BalanceAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
 
 
 @admin.register(BalanceEntry)
-class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class BalanceEntryAdmin(RecordColumnsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    uuid_search_field = "transaction_id"
     list_display = (
         "id",
         "created",
@@ -137,10 +141,7 @@ class BalanceEntryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         found = _search_by_user_id(queryset, search_term)
         if found is not None:
             return found, False
-        try:
-            return queryset.filter(transaction_id=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
+        return super().get_search_results(request, queryset, search_term)  # a transaction id
 
     @admin.display(description="account", ordering="user_id")
     def owner(self, obj: BalanceEntry) -> str:

@@ -9,10 +9,13 @@
   count for the paginator, sorting only on indexed columns.
 - `OperationsMixin`: state changes (reverse, freeze, cancel, pause...) as confirmed
   operations with a required reason, each calling one service as the staff member.
+- `RecordColumnsMixin`: the columns and search of records with a status (transactions,
+  batches, schedules and their items): a pasted UUID finds its record exactly.
 """
 
 import calendar
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
 from wallet_project.admin_site import is_console_admin, is_console_user
+from wallet_project.admin_views import status_badge
 from wallet_project.errors import WalletError
 
 
@@ -60,6 +64,30 @@ class RoleAccessMixin:
         if not is_console_admin(request.user):
             return {}
         return super().get_actions(request)
+
+
+class RecordColumnsMixin:
+    """`short_id` and `status_column` columns; a UUID search matches `uuid_search_field`.
+
+    Any other search text falls through to the admin's `search_fields`.
+    """
+
+    uuid_search_field = "pk"
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            value = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(**{self.uuid_search_field: value}), False
+
+    @admin.display(description="id", ordering="created_at")
+    def short_id(self, obj) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="status")
+    def status_column(self, obj) -> str:
+        return status_badge(obj.status)
 
 
 class ReadOnlyAdminMixin(RoleAccessMixin):

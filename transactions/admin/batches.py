@@ -1,7 +1,5 @@
 """Transfer batches and their items: progress and per-item results, read-only."""
 
-import uuid
-
 from django.contrib import admin
 from django.db.models import Count
 from django.urls import reverse
@@ -9,11 +7,15 @@ from django.utils.html import format_html
 
 from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
 from transactions.money import format_amount
-from wallet_project.admin_mixins import LargeTableMixin, OperationsMixin, ReadOnlyAdminMixin
+from wallet_project.admin_mixins import (
+    LargeTableMixin,
+    OperationsMixin,
+    ReadOnlyAdminMixin,
+    RecordColumnsMixin,
+)
 from wallet_project.admin_views import (
     audit_link,
     money_cell,
-    status_badge,
     transaction_link,
     user_link,
 )
@@ -30,7 +32,9 @@ def batch_link(batch_id) -> str:
 
 
 @admin.register(TransferBatch)
-class TransferBatchAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class TransferBatchAdmin(
+    RecordColumnsMixin, OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
+):
     list_display = (
         "short_id",
         "owner_column",
@@ -64,23 +68,9 @@ class TransferBatchAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, a
     )
     readonly_fields = ("owner_column", "status_column", "progress")
 
-    def get_search_results(self, request, queryset, search_term):
-        try:
-            return queryset.filter(pk=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="id", ordering="created_at")
-    def short_id(self, obj: TransferBatch) -> str:
-        return str(obj.pk)[:8]
-
     @admin.display(description="owner")
     def owner_column(self, obj: TransferBatch) -> str:
         return user_link(obj.owner)
-
-    @admin.display(description="status")
-    def status_column(self, obj: TransferBatch) -> str:
-        return status_badge(obj.status)
 
     @admin.display(description="processed")
     def progress(self, obj: TransferBatch) -> str:
@@ -116,7 +106,10 @@ class TransferBatchAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, a
 
 
 @admin.register(TransferBatchItem)
-class TransferBatchItemAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class TransferBatchItemAdmin(
+    RecordColumnsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
+):
+    uuid_search_field = "batch_id"
     list_display = (
         "batch_column",
         "index",
@@ -148,12 +141,6 @@ class TransferBatchItemAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdm
     )
     readonly_fields = ("batch_column", "amount_column", "status_column", "transaction_column")
 
-    def get_search_results(self, request, queryset, search_term):
-        try:
-            return queryset.filter(batch_id=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-
     @admin.display(description="batch")
     def batch_column(self, obj: TransferBatchItem) -> str:
         return batch_link(obj.batch_id)
@@ -161,10 +148,6 @@ class TransferBatchItemAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdm
     @admin.display(description="amount")
     def amount_column(self, obj: TransferBatchItem) -> str:
         return money_cell(obj.amount, obj.currency)
-
-    @admin.display(description="status")
-    def status_column(self, obj: TransferBatchItem) -> str:
-        return status_badge(obj.status)
 
     @admin.display(description="transaction")
     def transaction_column(self, obj: TransferBatchItem) -> str:

@@ -1,7 +1,5 @@
 """Transactions, currencies and idempotency keys: read-only pages, confirmed operations, CSV."""
 
-import uuid
-
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -27,6 +25,7 @@ from wallet_project.admin_mixins import (
     Operation,
     OperationsMixin,
     ReadOnlyAdminMixin,
+    RecordColumnsMixin,
     choices_filter,
     timestamp_column,
 )
@@ -34,7 +33,6 @@ from wallet_project.admin_views import (
     audit_link,
     csv_response,
     csv_text,
-    status_badge,
     transaction_link,
     user_link,
 )
@@ -148,7 +146,9 @@ class BalanceEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class TransactionAdmin(
+    RecordColumnsMixin, OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
+):
     list_display = (
         "short_id",
         "created",
@@ -191,21 +191,6 @@ class TransactionAdmin(OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, adm
 
     created = timestamp_column("created_at")
     completed = timestamp_column("completed_at")
-
-    def get_search_results(self, request, queryset, search_term):
-        try:
-            txn_id = uuid.UUID(search_term.strip())
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(pk=txn_id), False
-
-    @admin.display(description="id", ordering="created_at")
-    def short_id(self, obj: Transaction) -> str:
-        return str(obj.pk)[:8]
-
-    @admin.display(description="status")
-    def status_column(self, obj: Transaction) -> str:
-        return status_badge(obj.status)
 
     @admin.display(description="amount")
     def amount_column(self, obj: Transaction) -> str:

@@ -1,7 +1,5 @@
 """Scheduled transfers and their runs: read-only pages; pause, resume and cancel, confirmed."""
 
-import uuid
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
@@ -14,11 +12,11 @@ from wallet_project.admin_mixins import (
     Operation,
     OperationsMixin,
     ReadOnlyAdminMixin,
+    RecordColumnsMixin,
 )
 from wallet_project.admin_views import (
     audit_link,
     money_cell,
-    status_badge,
     transaction_link,
     user_link,
 )
@@ -69,7 +67,7 @@ def schedule_link(schedule_id) -> str:
 
 @admin.register(ScheduledTransfer)
 class ScheduledTransferAdmin(
-    OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
+    RecordColumnsMixin, OperationsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
 ):
     list_display = (
         "short_id",
@@ -100,20 +98,6 @@ class ScheduledTransferAdmin(
         ("Times", {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("status_column", "amount_column", "from_party", "to_party")
-
-    def get_search_results(self, request, queryset, search_term):
-        try:
-            return queryset.filter(pk=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="id", ordering="created_at")
-    def short_id(self, obj: ScheduledTransfer) -> str:
-        return str(obj.pk)[:8]
-
-    @admin.display(description="status")
-    def status_column(self, obj: ScheduledTransfer) -> str:
-        return status_badge(obj.status)
 
     @admin.display(description="amount")
     def amount_column(self, obj: ScheduledTransfer) -> str:
@@ -161,7 +145,8 @@ class ScheduledTransferAdmin(
 
 
 @admin.register(ScheduledRun)
-class ScheduledRunAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class ScheduledRunAdmin(RecordColumnsMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    uuid_search_field = "schedule_id"
     list_display = (
         "id",
         "schedule_column",
@@ -192,19 +177,9 @@ class ScheduledRunAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     )
     readonly_fields = ("schedule_column", "status_column", "transaction_column")
 
-    def get_search_results(self, request, queryset, search_term):
-        try:
-            return queryset.filter(schedule_id=uuid.UUID(search_term.strip())), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-
     @admin.display(description="schedule")
     def schedule_column(self, obj: ScheduledRun) -> str:
         return schedule_link(obj.schedule_id)
-
-    @admin.display(description="status")
-    def status_column(self, obj: ScheduledRun) -> str:
-        return status_badge(obj.status)
 
     @admin.display(description="transaction")
     def transaction_column(self, obj: ScheduledRun) -> str:
