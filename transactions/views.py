@@ -176,6 +176,15 @@ ASYNC_DESCRIPTION = (
     "With `Prefer: respond-async`: the transaction, `pending`; it becomes `completed`, or "
     "`failed` with `failure_code` (e.g. insufficient_funds), as GET transactions/{id} shows."
 )
+# The OpenAPI description shared by credit, debit and transfer.
+MOVEMENT_SCHEMA = {
+    "parameters": [IDEMPOTENCY_HEADER, PREFER_HEADER],
+    "responses": {
+        201: TransactionSerializer,
+        202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
+        **MOVEMENT_ERRORS,
+    },
+}
 
 
 class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -207,73 +216,43 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         response["Preference-Applied"] = "respond-async"
         return response
 
-    @extend_schema(
-        request=CreditInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
-        responses={
-            201: TransactionSerializer,
-            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
-            **MOVEMENT_ERRORS,
-        },
-    )
+    @extend_schema(request=CreditInputSerializer, **MOVEMENT_SCHEMA)
     @action(detail=False, methods=["post"])
     @idempotent
     def credit(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
-        payload = CreditInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        user = _party(viewer=request.user, requested=data.pop("user_id", None), field="user_id")
-        if wants_async(request):
-            return self._queue(
-                request,
-                idempotency,
-                kind=TransactionType.CREDIT,
-                to_user=user,
-                from_user=None,
-                **data,
-            )
-        rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
-        txn = services.credit(actor=request.user, user=user, idempotency=idempotency, **data)
-        return rendering.response(txn)
+        return self._one_account(request, idempotency, kind=TransactionType.CREDIT)
 
-    @extend_schema(
-        request=DebitInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
-        responses={
-            201: TransactionSerializer,
-            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
-            **MOVEMENT_ERRORS,
-        },
-    )
+    @extend_schema(request=DebitInputSerializer, **MOVEMENT_SCHEMA)
     @action(detail=False, methods=["post"])
     @idempotent
     def debit(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
-        payload = DebitInputSerializer(data=request.data)
+        return self._one_account(request, idempotency, kind=TransactionType.DEBIT)
+
+    def _one_account(
+        self, request: Request, idempotency: IdempotencyRequest | None, *, kind: str
+    ) -> Response:
+        """A credit or a debit of the caller's own account (any account, for an admin)."""
+        credit = kind == TransactionType.CREDIT
+        payload = (CreditInputSerializer if credit else DebitInputSerializer)(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         user = _party(viewer=request.user, requested=data.pop("user_id", None), field="user_id")
         if wants_async(request):
-            return self._queue(
-                request,
-                idempotency,
-                kind=TransactionType.DEBIT,
-                from_user=user,
-                to_user=None,
-                **data,
+            parties = (
+                {"to_user": user, "from_user": None}
+                if credit
+                else {
+                    "from_user": user,
+                    "to_user": None,
+                }
             )
+            return self._queue(request, idempotency, kind=kind, **parties, **data)
         rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
-        txn = services.debit(actor=request.user, user=user, idempotency=idempotency, **data)
+        service = services.credit if credit else services.debit
+        txn = service(actor=request.user, user=user, idempotency=idempotency, **data)
         return rendering.response(txn)
 
-    @extend_schema(
-        request=TransferInputSerializer,
-        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
-        responses={
-            201: TransactionSerializer,
-            202: OpenApiResponse(TransactionSerializer, description=ASYNC_DESCRIPTION),
-            **MOVEMENT_ERRORS,
-        },
-    )
+    @extend_schema(request=TransferInputSerializer, **MOVEMENT_SCHEMA)
     @action(detail=False, methods=["post"])
     @idempotent
     def transfer(self, request: Request, idempotency: IdempotencyRequest | None) -> Response:
