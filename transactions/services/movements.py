@@ -339,30 +339,6 @@ def transfer(
     Raises SameAccountError, AccountInactiveError, InsufficientFundsError,
     IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
     """
-    return transfer_in_transaction(
-        actor=actor,
-        sender=sender,
-        recipient=recipient,
-        amount=amount,
-        currency=currency,
-        description=description,
-        reference=reference,
-        idempotency=idempotency,
-    )
-
-
-def transfer_in_transaction(
-    *,
-    actor: User | None,
-    sender: User,
-    recipient: User,
-    amount: Decimal,
-    currency: str,
-    description: str = "",
-    reference: str | None = None,
-    idempotency: IdempotencyRequest | None = None,
-) -> Transaction:
-    """The body of `transfer`, inside the caller's atomic block: the same checks and writes."""
     if sender.pk == recipient.pk:
         raise SameAccountError(details={"to_user_id": recipient.pk})
     return _move(
