@@ -264,3 +264,37 @@ def test_without_a_key_a_retry_moves_money_again(user):
     post(client, "credit", {"amount": "1.00"}, None)
     assert balance_of(user) == Decimal("2.00")
     assert not IdempotencyKey.objects.exists()
+
+
+def test_a_used_key_with_a_body_refused_before_the_movement_is_still_reused(user):
+    # given: a completed credit under the key
+    client = client_for(user)
+    post(client, "credit", {"amount": "10.00"}, "key-1")
+    before = ledger_snapshot()
+    # when: the same key with a body that fails validation (it never reaches the movement)
+    response = post(client, "credit", {"amount": "-1"}, "key-1")
+    # then: the key answers, not the validation
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert_unchanged(before)
+
+
+def test_a_completed_transfer_replays_even_when_a_retry_would_now_be_refused_early(
+    funded_user, other_user, admin_user
+):
+    # given: an admin paid from a customer's account under the key, then lost the role
+    customer = funded_user("50.00")
+    client = client_for(admin_user)
+    body = {"from_user_id": customer.pk, "to_user_id": other_user.pk, "amount": "20.00"}
+    first = post(client, "transfer", body, "pay-once")
+    assert first.status_code == 201
+    type(admin_user).objects.filter(pk=admin_user.pk).update(role="user")
+    before = ledger_snapshot()
+    # when: the identical retry is now refused (403) before it reaches the movement
+    retry = post(client, "transfer", body, "pay-once")
+    # then: the stored answer, not the refusal, and no second movement
+    assert retry.status_code == 201
+    assert is_replay(retry)
+    assert retry.json()["id"] == first.json()["id"]
+    assert balance_of(customer) == Decimal("30.00")
+    assert_unchanged(before)
