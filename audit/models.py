@@ -71,7 +71,7 @@ class AuditLog(models.Model):
             models.Index(fields=["action", "-id"], name="audit_action_idx"),
             models.Index(fields=["actor", "-id"], name="audit_actor_idx"),
             models.Index(fields=["txid", "id"], name="audit_txid_idx"),
-            models.Index(fields=["chain", "-id"], name="audit_chain_idx"),
+            # A chain's events are found through `audit_chain_no_fork` (see `chain_head`).
         ]
         constraints = [
             models.UniqueConstraint(

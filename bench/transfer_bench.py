@@ -453,9 +453,17 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--variants", nargs="+", default=["service", "http", "service-noaudit"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=["service", "http", "service-noaudit"],
+        default=["service", "http", "service-noaudit"],
+        help="service-noaudit leaves the chain heads empty, so it must come last.",
+    )
     parser.add_argument("--json", help="Write the rows to this file.")
     args = parser.parse_args()
+    if "service-noaudit" in args.variants[:-1]:
+        parser.error("service-noaudit leaves the chain heads empty: put it last")
     rows = run(
         clients_list=args.clients,
         duration=args.duration,

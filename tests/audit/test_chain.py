@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from audit.chain import GENESIS, event_hash
 from audit.models import AuditLog, AuditSeal
 from audit.sealing import seal_audit_stream
+from audit.services import chain_head
 from audit.verification import verify_audit_trail
 from balances.models import Balance
 from tests.accounts.factories import UserFactory
@@ -72,6 +73,27 @@ def test_balance_events_chain_under_the_balance_row(funded_user, other_user):
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
     assert balance.head_hash == chain[-1].hash
     assert [e.details["balance_after"] for e in chain] == ["50.00", "49.00", "47.00", "44.00"]
+
+
+def test_chain_head_is_the_newest_event_of_that_chain_only(funded_user, other_user, admin_user):
+    # given: a transfer (its chain has one event), then a reversal appends to it
+    sender = funded_user("50.00")
+    first = services.transfer(
+        actor=sender, sender=sender, recipient=other_user, amount=Decimal("5.00"), currency="USD"
+    )
+    second = services.transfer(
+        actor=sender, sender=sender, recipient=other_user, amount=Decimal("6.00"), currency="USD"
+    )
+    services.reverse(actor=admin_user, transaction_id=first.pk, reason="duplicate")
+    # when
+    heads = {t.pk: chain_head(chain=f"txn:{t.pk}") for t in (first, second)}
+    # then
+    for txn in (first, second):
+        newest = AuditLog.objects.filter(chain=f"txn:{txn.pk}").order_by("-id").first()
+        assert heads[txn.pk] == newest.hash
+    assert AuditLog.objects.filter(chain=f"txn:{first.pk}").count() == 2
+    assert chain_head(chain="txn:00000000-0000-0000-0000-000000000000") == GENESIS
+    assert chain_head(chain="") == GENESIS
 
 
 def test_the_database_refuses_a_fork_in_a_chain(funded_user):
