@@ -104,9 +104,12 @@ TEMPLATES = [
 DATABASE_URL = env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/wallet")
 _db = env.db_url_config(DATABASE_URL)
 _db["HOST"] = unquote(_db.get("HOST", ""))  # a socket directory may be percent-encoded
-_db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+_db["ENGINE"] = "wallet_project.db_backend"
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 _db["CONN_HEALTH_CHECKS"] = True
+# Seconds a persistent connection may sit idle between requests and still skip the health
+# check (`SELECT 1`) before its next request; 0 checks before every request.
+_db["HEALTH_CHECK_AFTER_IDLE"] = env.float("DATABASE_HEALTH_CHECK_AFTER_IDLE", default=1.0)
 _db.setdefault("OPTIONS", {})
 # Server-side parameter binding: typed parameters, no client-side quoting.
 _db["OPTIONS"]["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)

@@ -1,0 +1,108 @@
+"""Health checks of persistent connections: skipped after a short idle, run after a long one."""
+
+import pytest
+from django.db import connections
+
+
+def _connection():
+    return connections["default"]  # the wrapper itself, not the proxy: monkeypatch restores it
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """Count the health checks (`is_usable`) the connection runs."""
+    connection = _connection()
+    connection.ensure_connection()
+    calls = []
+    real = connection.is_usable
+
+    def counting() -> bool:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(connection, "is_usable", counting)
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)
+    monkeypatch.setattr(connection, "health_check_enabled", True)
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+    monkeypatch.setattr(connection, "close_at", None)
+    return calls
+
+
+def _request(now: float, monkeypatch) -> None:
+    """One request at monotonic time `now`: start, first query, end."""
+    connection = _connection()
+    monkeypatch.setattr("wallet_project.db_backend.base.time.monotonic", lambda: now)
+    connection.close_if_unusable_or_obsolete()
+    connection.close_if_health_check_failed()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connection.close_if_unusable_or_obsolete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_idle_for_less_than_the_limit_is_not_checked(checks, monkeypatch):
+    connection = _connection()
+    # given
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
+    _request(100.0, monkeypatch)
+    checks.clear()
+    # when: the next request starts 0.5 s after the previous one ended
+    _request(100.5, monkeypatch)
+    # then
+    assert checks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_idle_for_longer_is_checked_before_its_next_query(checks, monkeypatch):
+    connection = _connection()
+    # given
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
+    _request(100.0, monkeypatch)
+    checks.clear()
+    # when
+    _request(102.0, monkeypatch)
+    # then
+    assert checks == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_limit_of_zero_checks_before_every_request(checks, monkeypatch):
+    connection = _connection()
+    # given
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 0)
+    _request(100.0, monkeypatch)
+    checks.clear()
+    # when
+    _request(100.001, monkeypatch)
+    _request(100.002, monkeypatch)
+    # then
+    assert checks == [1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_met_a_database_error_is_checked(checks, monkeypatch):
+    connection = _connection()
+    # given
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
+    _request(100.0, monkeypatch)
+    checks.clear()
+    # when: the request ends with an error recorded on the connection
+    monkeypatch.setattr("wallet_project.db_backend.base.time.monotonic", lambda: 100.2)
+    connection.close_if_unusable_or_obsolete()
+    connection.errors_occurred = True
+    connection.close_if_unusable_or_obsolete()
+    # then: the end of that request checks it (and keeps it, since it is usable)
+    assert checks == [1]
+    assert connection.connection is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_connection_starts_over(checks, monkeypatch):
+    connection = _connection()
+    # given
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
+    _request(100.0, monkeypatch)
+    # when
+    connection.close()
+    # then
+    assert connection.request_boundary_at is None

@@ -1,0 +1,1 @@
+"""PostgreSQL with Prometheus metrics, and health checks only for connections left idle."""
