@@ -60,13 +60,52 @@ class StatementBatch:
     def add(self, sql: str, params: list) -> None:
         self.parts.append((sql, params))
 
+    def _statement(self) -> tuple[str, list]:
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(self.parts))
+        params = [p for _, part_params in self.parts for p in part_params]
+        return f"WITH {ctes} SELECT 1", params
+
     def execute(self) -> None:
         if not self.parts:
             return
-        ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(self.parts))
-        params = [p for _, part_params in self.parts for p in part_params]
+        sql, params = self._statement()
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {ctes} SELECT 1", params)
+            cursor.execute(sql, params)
+
+    def execute_and_commit(self) -> None:
+        """Run the statement and `COMMIT` in one round trip (pipelined), if this may commit.
+
+        For the last write of a money transaction that owns the outermost atomic block
+        (`atomic(durable=True)`): Django's commit at the end of the block then finds the
+        transaction committed and runs the on-commit hooks. An error in either statement is
+        raised here as Django's exception and the block rolls back as usual. Inside an
+        enclosing block (a test case's) the statement runs alone and the block commits.
+        """
+        if not self.parts:
+            return
+        if not _ends_outermost_block():
+            self.execute()
+            return
+        sql, params = self._statement()
+        # Exits in reverse order: the pipeline's errors surface first, then become Django's.
+        with (
+            connection.cursor() as cursor,
+            connection.wrap_database_errors,
+            connection.connection.pipeline(),
+        ):
+            cursor.execute(sql, params)
+            cursor.execute("COMMIT")
+
+
+def _ends_outermost_block() -> bool:
+    """True inside one durable atomic block with nothing nested or marked for rollback."""
+    blocks = connection.atomic_blocks
+    return (
+        len(blocks) == 1
+        and blocks[0].durable
+        and not connection.savepoint_ids
+        and not connection.needs_rollback
+    )
 
 
 def _json_value(value: object) -> str:

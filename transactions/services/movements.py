@@ -5,9 +5,9 @@ bounded retry on lock conflicts, and makes a fixed, small number of round trips:
 1. claim the idempotency key (only when one is given),
 2. lock every balance row it touches in primary-key order, in one `SELECT ... FOR UPDATE`,
 3. one statement that updates the balances and inserts the transaction, the balance
-   entries, the audit events and the idempotency response,
-then commits. Decisions use only values read under the lock. Caches and counters are
-updated after commit.
+   entries, the audit events and the idempotency response, sent with `COMMIT` in the
+   same round trip (`StatementBatch.execute_and_commit`).
+Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
 import uuid
@@ -255,8 +255,8 @@ def _move(
     )
     add_events(batch, events=[event, *result.events])
     complete_idempotency_key(batch, idempotency=idempotency, result=txn)
-    batch.execute()
     schedule_after_commit([txn])
+    batch.execute_and_commit()  # the last statement: nothing may fail after the commit
     return txn
 
 
