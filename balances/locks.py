@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from django.db import connection
 
+from wallet_project.db import run_pipelined
+
 
 @dataclass
 class LockedBalance:
@@ -60,16 +62,38 @@ ON CONFLICT (user_id, currency) DO NOTHING
 """
 
 
-def _select(cursor, keys: list[tuple[int, str]]) -> tuple[dict, datetime | None]:
+def _lock_statement(keys: list[tuple[int, str]]) -> tuple[str, list]:
     pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(keys))
-    params = [v for key in keys for v in key]
-    cursor.execute(_LOCK_SQL.format(pairs=pairs), params)
+    return _LOCK_SQL.format(pairs=pairs), [v for key in keys for v in key]
+
+
+def _read_locked(rows: list[tuple]) -> tuple[dict, datetime | None]:
     found: dict[tuple[int, str], LockedBalance] = {}
     now = None
-    for row in cursor.fetchall():
+    for row in rows:
         found[(row[1], row[2])] = LockedBalance(*row[:9])
         now = row[9]
     return found, now
+
+
+def _select(cursor, keys: list[tuple[int, str]]) -> tuple[dict, datetime | None]:
+    cursor.execute(*_lock_statement(keys))
+    return _read_locked(cursor.fetchall())
+
+
+def _complete(
+    cursor, unique: list[tuple[int, str]], create_missing, found: dict, now: datetime | None
+) -> LockedSet:
+    """Create the missing rows of `create_missing` and lock again; read the clock if needed."""
+    missing = [k for k in sorted(set(create_missing or [])) if k not in found]
+    if missing:
+        pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
+        cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
+        found, now = _select(cursor, unique)
+    if now is None:
+        cursor.execute("SELECT clock_timestamp()")
+        now = cursor.fetchone()[0]
+    return LockedSet(balances=found, now=now)
 
 
 def lock_balances(
@@ -84,15 +108,25 @@ def lock_balances(
     unique = sorted(set(keys))
     with connection.cursor() as cursor:
         found, now = _select(cursor, unique)
-        missing = [k for k in sorted(set(create_missing or [])) if k not in found]
-        if missing:
-            pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
-            cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
-            found, now = _select(cursor, unique)
-        if now is None:
-            cursor.execute("SELECT clock_timestamp()")
-            now = cursor.fetchone()[0]
-    return LockedSet(balances=found, now=now)
+        return _complete(cursor, unique, create_missing, found, now)
+
+
+def lock_balances_after(
+    first: tuple[str, list],
+    *,
+    keys: list[tuple[int, str]],
+    create_missing: list[tuple[int, str]] | None = None,
+) -> tuple[list[tuple], LockedSet]:
+    """Run the statement `first`, then `lock_balances`, the two sent in one round trip.
+
+    The lock is taken only after `first` finished on the server, as if sent one by one.
+    Returns the rows of `first` and the locked set.
+    """
+    unique = sorted(set(keys))
+    first_rows, lock_rows = run_pipelined([first, _lock_statement(unique)])
+    found, now = _read_locked(lock_rows)
+    with connection.cursor() as cursor:
+        return first_rows, _complete(cursor, unique, create_missing, found, now)
 
 
 def lock_user_balances(*, user_id: int) -> list[LockedBalance]:

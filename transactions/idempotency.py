@@ -94,29 +94,46 @@ def check_stored(idempotency: IdempotencyRequest | None) -> None:
         _replay_or_refuse(row, idempotency.fingerprint)
 
 
+CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (user_id, key, request_fingerprint, state, created_at) "
+    "VALUES (%s, %s, %s, 'in_progress', now()) ON CONFLICT (user_id, key) DO NOTHING "
+    "RETURNING id"
+)
+
+
+def claim_statement(idempotency: IdempotencyRequest) -> tuple[str, list]:
+    """The claim of `idempotency`'s key, to send as the transaction's first statement."""
+    return CLAIM_SQL, [idempotency.user_id, idempotency.key, idempotency.fingerprint]
+
+
+def settle_claim(idempotency: IdempotencyRequest, rows: list[tuple]) -> None:
+    """Act on the claim's result: keep the new key's id, or answer as the stored key does.
+
+    Raises IdempotentReplay, IdempotencyKeyReusedError or IdempotencyInProgressError when
+    the key was already there (the claim waited for a concurrent duplicate to finish).
+    """
+    if rows:
+        idempotency.key_id = rows[0][0]
+        return
+    stored = _stored(user_id=idempotency.user_id, key=idempotency.key)
+    if stored is None:  # the other request rolled back between the two statements
+        raise IdempotencyInProgressError()
+    _replay_or_refuse(stored, idempotency.fingerprint)
+
+
 def claim_idempotency_key(*, idempotency: IdempotencyRequest | None) -> None:
-    """Insert the key row as the movement's first write (inside its atomic block).
+    """Insert the key row as the transaction's first write (inside its atomic block).
 
     A concurrent duplicate blocks on the unique index until the first commits, then
     replays its stored response (IdempotentReplay) or is refused (409).
     """
     if idempotency is None:
         return
+    sql, params = claim_statement(idempotency)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO idempotency_keys (user_id, key, request_fingerprint, state, created_at) "
-            "VALUES (%s, %s, %s, 'in_progress', now()) ON CONFLICT (user_id, key) DO NOTHING "
-            "RETURNING id",
-            [idempotency.user_id, idempotency.key, idempotency.fingerprint],
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        idempotency.key_id = row[0]
-        return
-    stored = _stored(user_id=idempotency.user_id, key=idempotency.key)
-    if stored is None:  # the other request rolled back between the two statements
-        raise IdempotencyInProgressError()
-    _replay_or_refuse(stored, idempotency.fingerprint)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    settle_claim(idempotency, rows)
 
 
 def complete_idempotency_key(

@@ -97,6 +97,24 @@ class StatementBatch:
             cursor.execute("COMMIT")
 
 
+def run_pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Send `statements` in one round trip, in order, in the current transaction; their rows.
+
+    Each runs only after the previous one finished on the server (a statement that waits
+    on a lock holds the ones after it back), exactly as if sent one by one. The first
+    error is raised as Django's exception; the statements after it did not run.
+    """
+    cursors = [connection.cursor() for _ in statements]
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def _ends_outermost_block() -> bool:
     """True inside one durable atomic block with nothing nested or marked for rollback."""
     blocks = connection.atomic_blocks

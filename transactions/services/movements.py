@@ -2,8 +2,9 @@
 
 Every public service owns one database transaction (`atomic(durable=True)`) wrapped in a
 bounded retry on lock conflicts, and makes a fixed, small number of round trips:
-1. claim the idempotency key (only when one is given),
-2. lock every balance row it touches in primary-key order, in one `SELECT ... FOR UPDATE`,
+1. claim the idempotency key (only when one is given) and lock every balance row it
+   touches in primary-key order, in one `SELECT ... FOR UPDATE`, the two statements
+   sent in one round trip,
 3. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
    same round trip (`StatementBatch.execute_and_commit`).
@@ -19,12 +20,14 @@ from django.db import transaction
 
 from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head
-from balances.locks import LockedSet, lock_balances
+from balances.locks import LockedSet, lock_balances, lock_balances_after
 from balances.services import Posting, PostingResult, plan_postings
 from transactions.idempotency import (
     IdempotencyRequest,
     claim_idempotency_key,
+    claim_statement,
     complete_idempotency_key,
+    settle_claim,
 )
 from transactions.limits import LimitCheck, is_limited
 from transactions.locks import lock_transaction
@@ -186,11 +189,27 @@ def new_transaction(
     )
 
 
-def lock_parties(*, from_user_id: int | None, to_user_id: int | None, currency: str) -> LockedSet:
-    """Lock the balances of a movement's parties; the recipient's row is created on first use."""
+def lock_parties(
+    *,
+    from_user_id: int | None,
+    to_user_id: int | None,
+    currency: str,
+    idempotency: IdempotencyRequest | None = None,
+) -> LockedSet:
+    """Lock the balances of a movement's parties; the recipient's row is created on first use.
+
+    With `idempotency`, its key is claimed first, in the same round trip as the lock;
+    a known key raises IdempotentReplay or a 409 (see `settle_claim`).
+    """
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
-    return lock_balances(keys=keys, create_missing=create)
+    if idempotency is None:
+        return lock_balances(keys=keys, create_missing=create)
+    claimed, locked = lock_balances_after(
+        claim_statement(idempotency), keys=keys, create_missing=create
+    )
+    settle_claim(idempotency, claimed)
+    return locked
 
 
 def plan_movement(
@@ -234,8 +253,9 @@ def _move(
     idempotency: IdempotencyRequest | None,
 ) -> Transaction:
     """The common body of credit, debit and transfer (inside the caller's atomic block)."""
-    claim_idempotency_key(idempotency=idempotency)
-    locked = lock_parties(from_user_id=from_user_id, to_user_id=to_user_id, currency=currency)
+    locked = lock_parties(
+        from_user_id=from_user_id, to_user_id=to_user_id, currency=currency, idempotency=idempotency
+    )
     txn = new_transaction(
         kind=kind,
         actor=actor,
