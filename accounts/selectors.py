@@ -71,6 +71,18 @@ def get_active_user(*, user_id: object) -> User | None:
     return user_by_pk(pk)
 
 
+def user_reference(*, user_id: object) -> User | None:
+    """A reference to the user with this id, not read (None if the value cannot be an id).
+
+    For services that check the user's existence and activity themselves, under their
+    locks: a transfer's recipient (see `transactions.services.movements.lock_parties`).
+    """
+    if isinstance(user_id, bool):
+        return None
+    pk = _user_pk(user_id)
+    return None if pk is None else User(pk=pk)
+
+
 def get_user_by_login(*, login: str) -> User | None:
     """The user a login name designates: by username, else by email, both case-insensitively."""
     return (

@@ -57,7 +57,7 @@ _CREATE_SQL = """
 INSERT INTO balances (user_id, currency, amount, entry_count, head_hash, created_at,
                       last_updated_at)
 SELECT v.user_id, v.currency, 0, 0, '', now(), now()
-FROM (VALUES {pairs}) v(user_id, currency)
+FROM (VALUES {pairs}) v(user_id, currency) JOIN users u ON u.id = v.user_id
 ON CONFLICT (user_id, currency) DO NOTHING
 """
 
@@ -102,7 +102,8 @@ def lock_balances(
     """Lock the balances of `keys` (user id, currency) in primary-key order, in one statement.
 
     Rows in `create_missing` that do not exist yet are created first (a recipient's first
-    payment in a currency); keys that still have no row are simply absent from the result.
+    payment in a currency), for users that exist; keys that still have no row (no such
+    user, or not in `create_missing`) are simply absent from the result.
     Must run inside the caller's atomic block.
     """
     unique = sorted(set(keys))

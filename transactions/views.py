@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import CanMoveMoney, IsAdmin, IsAuditorOrAdmin
-from accounts.selectors import get_active_user
+from accounts.selectors import get_active_user, user_reference
 from transactions import selectors, services, stats
 from transactions.idempotency import (
     IdempotencyRequest,
@@ -38,6 +38,7 @@ from transactions.serializers import (
     TransactionSerializer,
     TransferInputSerializer,
 )
+from transactions.services.movements import recipient_not_found
 from wallet_project.errors import (
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
@@ -150,13 +151,12 @@ def wants_async(request: Request) -> bool:
     return any(t.split(";")[0].split("=")[0].strip().lower() == "respond-async" for t in tokens)
 
 
+def _unknown_recipient() -> User:
+    raise recipient_not_found()
+
+
 def _recipient(user_id: int) -> User:
-    recipient = get_active_user(user_id=user_id)
-    if recipient is None:
-        raise NotFoundError(
-            "The recipient does not exist.", details={"to_user_id": ["Unknown user."]}
-        )
-    return recipient
+    return get_active_user(user_id=user_id) or _unknown_recipient()
 
 
 def _party(*, viewer: User, requested: int | None, field: str) -> User:
@@ -262,21 +262,22 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         sender = _party(
             viewer=request.user, requested=data.pop("from_user_id", None), field="from_user_id"
         )
-        recipient = _recipient(data.pop("to_user_id"))
+        to_user_id = data.pop("to_user_id")
         if wants_async(request):
             return self._queue(
                 request,
                 idempotency,
                 kind=TransactionType.TRANSFER,
                 from_user=sender,
-                to_user=recipient,
+                to_user=_recipient(to_user_id),
                 **data,
             )
         rendering = _rendering(request, idempotency, status.HTTP_201_CREATED)
         txn = services.transfer(
             actor=request.user,
             sender=sender,
-            recipient=recipient,
+            # Not read here: the transfer checks that the recipient exists under its locks.
+            recipient=user_reference(user_id=to_user_id) or _unknown_recipient(),
             idempotency=idempotency,
             **data,
         )

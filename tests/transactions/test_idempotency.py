@@ -185,6 +185,24 @@ def test_a_validation_refusal_is_stored_and_replayed(user):
     assert_unchanged(before)
 
 
+def test_an_unknown_recipient_refusal_is_stored_and_replayed(funded_user):
+    # given: a transfer to a user id that does not exist, refused inside the movement
+    sender = funded_user("20.00")
+    client = client_for(sender)
+    body = {"to_user_id": 987654321, "amount": "1.00"}
+    first = post(client, "transfer", body, "nobody")
+    before = ledger_snapshot()
+    # when
+    again = post(client, "transfer", body, "nobody")
+    # then
+    assert first.status_code == 404
+    assert first.json()["error"]["code"] == "not_found"
+    assert again.json() == first.json()
+    assert is_replay(again)
+    assert_unchanged(before)
+    assert IdempotencyKey.objects.get(user=sender, key="nobody").response_status == 404
+
+
 def test_a_permission_refusal_is_stored_and_replayed(user, other_user):
     # given
     client = client_for(user)

@@ -39,6 +39,7 @@ from wallet_project.errors import (
     ConflictError,
     InsufficientFundsError,
     InvalidStateError,
+    NotFoundError,
     SameAccountError,
 )
 
@@ -198,18 +199,28 @@ def lock_parties(
 ) -> LockedSet:
     """Lock the balances of a movement's parties; the recipient's row is created on first use.
 
+    Raises NotFoundError if the recipient does not exist (checked here, under the locks,
+    so a caller may name the recipient by id without reading the user first).
+
     With `idempotency`, its key is claimed first, in the same round trip as the lock;
     a known key raises IdempotentReplay or a 409 (see `settle_claim`).
     """
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
     if idempotency is None:
-        return lock_balances(keys=keys, create_missing=create)
-    claimed, locked = lock_balances_after(
-        claim_statement(idempotency), keys=keys, create_missing=create
-    )
-    settle_claim(idempotency, claimed)
+        locked = lock_balances(keys=keys, create_missing=create)
+    else:
+        claimed, locked = lock_balances_after(
+            claim_statement(idempotency), keys=keys, create_missing=create
+        )
+        settle_claim(idempotency, claimed)
+    if to_user_id is not None and (to_user_id, currency) not in locked.balances:
+        raise recipient_not_found()
     return locked
+
+
+def recipient_not_found() -> NotFoundError:
+    return NotFoundError("The recipient does not exist.", details={"to_user_id": ["Unknown user."]})
 
 
 def plan_movement(

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.selectors import user_reference
 from audit.models import AuditLog
 from balances.models import Balance, BalanceEntry
 from tests.transactions.services.ledger_state import (
@@ -14,6 +15,7 @@ from transactions.models import TransactionStatus, TransactionType
 from wallet_project.errors import (
     AccountInactiveError,
     InsufficientFundsError,
+    NotFoundError,
     SameAccountError,
 )
 
@@ -183,3 +185,38 @@ def test_opposite_transfers_in_sequence_net_out(funded_user):
     assert Balance.objects.get(user=alice).amount == Decimal("10.00")
     assert Balance.objects.get(user=bob).amount == Decimal("10.00")
     assert Balance.objects.get(user=alice).entry_count == 3
+
+
+def test_a_transfer_to_a_user_that_does_not_exist_is_not_found_and_writes_nothing(funded_user):
+    # given: the recipient named by id only, as the API names it
+    sender = funded_user("50.00")
+    before = ledger_snapshot()
+    # when
+    with pytest.raises(NotFoundError) as refused:
+        services.transfer(
+            actor=sender,
+            sender=sender,
+            recipient=user_reference(user_id=987654321),
+            amount=Decimal("1.00"),
+            currency="USD",
+        )
+    # then: no balance row was created for it, nothing moved
+    assert refused.value.details == {"to_user_id": ["Unknown user."]}
+    assert not Balance.objects.filter(user_id=987654321).exists()
+    assert_unchanged(before)
+
+
+def test_a_transfer_to_a_user_named_by_id_reaches_them(funded_user, other_user):
+    # given
+    sender = funded_user("50.00")
+    # when
+    txn = services.transfer(
+        actor=sender,
+        sender=sender,
+        recipient=user_reference(user_id=other_user.pk),
+        amount=Decimal("7.00"),
+        currency="USD",
+    )
+    # then
+    assert txn.to_user_id == other_user.pk
+    assert Balance.objects.get(user=other_user, currency_id="USD").amount == Decimal("7.00")
