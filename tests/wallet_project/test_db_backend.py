@@ -40,43 +40,26 @@ def _request(now: float, monkeypatch) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_idle_for_less_than_the_limit_is_not_checked(checks, monkeypatch):
-    connection = _connection()
-    # given
-    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
-    _request(100.0, monkeypatch)
-    checks.clear()
-    # when: the next request starts 0.5 s after the previous one ended
-    _request(100.5, monkeypatch)
-    # then
-    assert checks == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_connection_idle_for_longer_is_checked_before_its_next_query(checks, monkeypatch):
-    connection = _connection()
-    # given
-    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 1.0)
+@pytest.mark.parametrize(
+    ("limit", "next_requests", "expected_checks"),
+    [
+        pytest.param(1.0, [100.5], [], id="idle-less-than-the-limit-is-trusted"),
+        pytest.param(1.0, [102.0], [1], id="idle-longer-is-checked"),
+        pytest.param(0, [100.001, 100.002], [1, 1], id="a-limit-of-zero-always-checks"),
+    ],
+)
+def test_health_checks_follow_the_idle_time_since_the_previous_request(
+    checks, monkeypatch, limit, next_requests, expected_checks
+):
+    # given: a request that ended at t=100 s
+    monkeypatch.setitem(_connection().settings_dict, "HEALTH_CHECK_AFTER_IDLE", limit)
     _request(100.0, monkeypatch)
     checks.clear()
     # when
-    _request(102.0, monkeypatch)
+    for now in next_requests:
+        _request(now, monkeypatch)
     # then
-    assert checks == [1]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_limit_of_zero_checks_before_every_request(checks, monkeypatch):
-    connection = _connection()
-    # given
-    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_AFTER_IDLE", 0)
-    _request(100.0, monkeypatch)
-    checks.clear()
-    # when
-    _request(100.001, monkeypatch)
-    _request(100.002, monkeypatch)
-    # then
-    assert checks == [1, 1]
+    assert checks == expected_checks
 
 
 @pytest.mark.django_db(transaction=True)
