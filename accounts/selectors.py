@@ -12,6 +12,8 @@ _MAX_ID = 2**63 - 1
 
 def _user_pk(value: object) -> int | None:
     """A user primary key parsed from a path or body value, or None if it cannot be one."""
+    if isinstance(value, bool):
+        return None
     text = str(value).strip()
     if not text.isascii() or not text.isdigit():
         return None
@@ -63,12 +65,8 @@ def user_by_pk(pk: int) -> User | None:
 
 def get_active_user(*, user_id: object) -> User | None:
     """The user with this id, active or not (services check activity under their locks)."""
-    if isinstance(user_id, bool):
-        return None
     pk = _user_pk(user_id)
-    if pk is None:
-        return None
-    return user_by_pk(pk)
+    return None if pk is None else user_by_pk(pk)
 
 
 def user_reference(*, user_id: object) -> User | None:
@@ -77,8 +75,6 @@ def user_reference(*, user_id: object) -> User | None:
     For services that check the user's existence and activity themselves, under their
     locks: a transfer's recipient (see `transactions.services.movements.lock_parties`).
     """
-    if isinstance(user_id, bool):
-        return None
     pk = _user_pk(user_id)
     return None if pk is None else User(pk=pk)
 

@@ -151,12 +151,13 @@ def wants_async(request: Request) -> bool:
     return any(t.split(";")[0].split("=")[0].strip().lower() == "respond-async" for t in tokens)
 
 
-def _unknown_recipient() -> User:
-    raise recipient_not_found()
-
-
-def _recipient(user_id: int) -> User:
-    return get_active_user(user_id=user_id) or _unknown_recipient()
+def _recipient(user_id: int, *, read: bool = True) -> User:
+    """The recipient named by `user_id`, read; with `read=False` only a reference to it,
+    for a transfer, which checks that the recipient exists under its locks."""
+    recipient = get_active_user(user_id=user_id) if read else user_reference(user_id=user_id)
+    if recipient is None:
+        raise recipient_not_found()
+    return recipient
 
 
 def _party(*, viewer: User, requested: int | None, field: str) -> User:
@@ -276,8 +277,7 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         txn = services.transfer(
             actor=request.user,
             sender=sender,
-            # Not read here: the transfer checks that the recipient exists under its locks.
-            recipient=user_reference(user_id=to_user_id) or _unknown_recipient(),
+            recipient=_recipient(to_user_id, read=False),
             idempotency=idempotency,
             **data,
         )
