@@ -6,7 +6,7 @@ in the log) instead of answering 500, as DESIGN.md asks of every Redis use.
 """
 
 import logging
-import uuid
+import os
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from rest_framework import throttling
 
 from wallet_project.errors import ThrottledError
+from wallet_project.redis_scripts import run_script
 
 logger = logging.getLogger("wallet.throttles")
 
@@ -23,14 +24,31 @@ CACHE_ERRORS = (ConnectionInterrupted, RedisError, ConnectionError, TimeoutError
 WINDOW_SECONDS = 60
 
 
+# KEYS[1]: the log (a sorted set of request times). ARGV: now, start of the window,
+# the limit, this request's member, the key's lifetime in seconds. Returns whether the
+# request is allowed and the time of the oldest request in the window (after this one).
+_SLIDING_LOG = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < tonumber(ARGV[3]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+    allowed = 1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+return {allowed, oldest or ARGV[1]}
+"""
+
+
 class _SlidingLog:
     """DRF's rate throttles (the same sliding window), kept in Redis in one round trip.
 
     DRF keeps a request history as a cached list that it reads and writes back whole on
     every request: two round trips, and a list as long as the rate. Here the history is
-    a sorted set scored by time; one pipeline drops what left the window, adds this
-    request, and reads the count and the oldest entry. A refused request is taken out
-    again, as DRF never records one. Fails open: a Redis outage lets requests through.
+    a sorted set scored by time, and one script drops what left the window, counts what
+    is left, and adds this request if it is allowed (DRF never records a refused one).
+    Fails open: a Redis outage lets requests through.
     """
 
     def allow_request(self, request, view) -> bool:
@@ -47,20 +65,21 @@ class _SlidingLog:
 
     def _allow(self, key: str) -> bool:
         self.now = self.timer()
-        member = f"{self.now:.6f}:{uuid.uuid4().hex[:12]}"
-        redis = get_redis_connection("default")
-        pipe = redis.pipeline(transaction=True)
-        pipe.zremrangebyscore(key, "-inf", self.now - self.duration)
-        pipe.zadd(key, {member: self.now})
-        pipe.zcard(key)
-        pipe.zrange(key, 0, 0, withscores=True)
-        pipe.expire(key, int(self.duration) + 1)
-        _, _, count, oldest, _ = pipe.execute()
-        self.oldest = oldest[0][1] if oldest else self.now
-        if count <= self.num_requests:
-            return True
-        redis.zrem(key, member)
-        return False
+        member = f"{self.now:.6f}:{os.urandom(6).hex()}"
+        allowed, oldest = run_script(
+            get_redis_connection("default"),
+            _SLIDING_LOG,
+            keys=[key],
+            args=[
+                repr(self.now),
+                repr(self.now - self.duration),
+                self.num_requests,
+                member,
+                int(self.duration) + 1,
+            ],
+        )
+        self.oldest = float(oldest)
+        return allowed == 1
 
     def wait(self) -> float:
         """Seconds until the oldest request in the window leaves it (for `Retry-After`)."""

@@ -107,8 +107,9 @@ def lock_balances(
     Must run inside the caller's atomic block.
     """
     unique = sorted(set(keys))
+    (lock_rows,) = run_pipelined([_lock_statement(unique)])  # with the BEGIN, if first
+    found, now = _read_locked(lock_rows)
     with connection.cursor() as cursor:
-        found, now = _select(cursor, unique)
         return _complete(cursor, unique, create_missing, found, now)
 
 

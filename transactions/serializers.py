@@ -1,5 +1,6 @@
 """Transaction shapes: inputs parse strictly, outputs render amounts with the currency's digits."""
 
+import copy
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -28,7 +29,20 @@ from transactions.services.batches import MAX_ITEMS, BatchItemInput
 from wallet_project.errors import ValidationFailedError
 
 
-class _MovementInput(MoneyInputMixin, serializers.Serializer):
+class CopiedFieldsMixin:
+    """Serializer mixin: each instance's fields are shallow copies of the declared ones.
+
+    DRF deep-copies every declared field for every serializer instance, which rebuilds
+    each field from its constructor arguments: for a money movement's input that costs
+    more than parsing it. A shallow copy gets its own binding (name, parent, source) and
+    shares what no request changes (validators, error messages, choices).
+    """
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class _MovementInput(CopiedFieldsMixin, MoneyInputMixin, serializers.Serializer):
     amount = AmountField(help_text='Decimal string such as "10.50" (JSON numbers are exact).')
     currency = CurrencyField(help_text="ISO 4217 code; defaults to USD.")
     description = serializers.CharField(

@@ -25,10 +25,10 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django_redis import get_redis_connection
-from redis.commands.core import Script
 
 from transactions.models import Transaction, TransactionStatus, TransactionType
 from transactions.money import exponent_of, format_amount
+from wallet_project.redis_scripts import run_script
 
 logger = logging.getLogger("wallet.stats")
 
@@ -50,8 +50,7 @@ end
 return 1
 """
 
-# Sent by its SHA1 (EVALSHA), the text only when Redis does not know it yet.
-_increment = Script(None, _INCREMENT.encode())
+_INCREMENT_KEYS = [READY, BY_TYPE, BY_STATUS, VOLUME, *DELTA.values()]
 
 _health = {"down_until": 0.0, "missed": False}
 
@@ -124,9 +123,7 @@ def _send(changes: Counter) -> None:
             client.delete(READY)  # counters missed increments: read from the database
             _health["missed"] = False
         if args:
-            _increment(
-                keys=[READY, BY_TYPE, BY_STATUS, VOLUME, *DELTA.values()], args=args, client=client
-            )
+            run_script(client, _INCREMENT, keys=_INCREMENT_KEYS, args=args)
     except Exception:  # Redis is optional here: never fail the request that committed
         _health["down_until"] = time.monotonic() + BACKOFF_SECONDS
         _health["missed"] = True

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import ParamSpec, TypeVar
 
 from django.db import OperationalError, connection
+from psycopg import pq
 
 from wallet_project.errors import ServiceUnavailableError
 
@@ -103,16 +104,40 @@ def run_pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:
     Each runs only after the previous one finished on the server (a statement that waits
     on a lock holds the ones after it back), exactly as if sent one by one. The first
     error is raised as Django's exception; the statements after it did not run.
+
+    If the transaction has not begun on the server yet (the first statements of an atomic
+    block), its `BEGIN` goes in the same round trip: psycopg would send it alone and wait
+    for it. psycopg is then told not to begin one itself (its autocommit flag; Django's
+    own state is untouched, and Django sets the flag again when the block ends).
     """
     cursors = [connection.cursor() for _ in statements]
+    pg = connection.connection
+    begin = connection.cursor() if _begins_here(pg) else None
     try:
-        with connection.wrap_database_errors, connection.connection.pipeline():
+        if begin is not None:
+            pg.autocommit = True  # (outside the pipeline: inside, setting it costs a round trip)
+        with connection.wrap_database_errors, pg.pipeline():
+            if begin is not None:
+                begin.execute("BEGIN")
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params)
         return [cursor.fetchall() for cursor in cursors]
     finally:
-        for cursor in cursors:
+        for cursor in cursors if begin is None else [begin, *cursors]:
             cursor.close()
+
+
+def _begins_here(pg) -> bool:
+    """True if Django holds a transaction open that psycopg has not begun on the server yet,
+    with a plain `BEGIN` (no isolation level or access mode of its own)."""
+    return (
+        not connection.get_autocommit()
+        and not pg.autocommit
+        and pg.info.transaction_status == pq.TransactionStatus.IDLE
+        and pg.isolation_level is None
+        and pg.read_only is None
+        and pg.deferrable is None
+    )
 
 
 def _ends_outermost_block() -> bool:

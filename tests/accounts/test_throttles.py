@@ -244,3 +244,20 @@ def test_refused_requests_are_not_counted_and_the_window_slides(three_a_minute, 
     other = APIClient()
     other.force_authenticate(other_user)
     assert other.get("/api/v1/auth/me").status_code == 200
+
+
+def test_the_user_rate_still_counts_after_redis_forgets_its_script(three_a_minute, user):
+    # given: two requests counted, then Redis lost its script cache (a restart, a flush)
+    from django_redis import get_redis_connection
+
+    client = APIClient()
+    client.force_authenticate(user)
+    for _ in range(2):
+        assert client.get("/api/v1/auth/me").status_code == 200
+    get_redis_connection("default").script_flush()
+    # when
+    third = client.get("/api/v1/auth/me")
+    fourth = client.get("/api/v1/auth/me")
+    # then: the script was loaded again and the window kept its count
+    assert third.status_code == 200
+    assert_error(fourth, 429, "throttled")

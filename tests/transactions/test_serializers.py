@@ -103,3 +103,24 @@ def test_a_list_renders_each_item_the_same_way(funded_user):
     rendered = TransactionSerializer(txns, many=True, context={"viewer": None}).data
     # then
     assert rendered == [TransactionSerializer(t).field_representation(t) for t in txns]
+
+
+def test_movement_inputs_bind_their_own_copies_of_the_declared_fields():
+    # given
+    from transactions.serializers import TransferInputSerializer
+
+    first = TransferInputSerializer(data={"to_user_id": 7, "amount": "1.50"})
+    second = TransferInputSerializer(data={"to_user_id": "x", "amount": "1.505"})
+    # when
+    first_ok, second_ok = first.is_valid(), second.is_valid()
+    # then: each instance validated with its own bound fields
+    assert first_ok
+    assert not second_ok
+    assert first.validated_data["amount"] == Decimal("1.50")
+    assert set(second.errors) == {"to_user_id"}
+    assert first.fields["amount"] is not second.fields["amount"]
+    assert first.fields["amount"].parent is first
+    assert second.fields["amount"].parent is second
+    declared = TransferInputSerializer._declared_fields["amount"]
+    assert declared is not first.fields["amount"]
+    assert declared.parent is None

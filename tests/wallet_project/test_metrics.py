@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import ProgrammingError, connection, transaction
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -89,3 +90,47 @@ def test_multiprocess_mode_sums_worker_files_and_keeps_scrape_time_collectors(
     body = response.content.decode()
     assert "wallet_test_worker_requests_total 2.0" in body
     assert "wallet_test_scrape_time_value 42.0" in body
+
+
+def _sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_responses_are_counted_by_status_view_and_method(api_client):
+    # given
+    labels = {"status": "200", "view": "health-live", "method": "GET"}
+    before = _sample("django_http_responses_total_by_status_view_method_total", **labels)
+    latency_before = _sample(
+        "django_http_requests_latency_seconds_by_view_method_count",
+        view="health-live",
+        method="GET",
+    )
+    # when
+    for _ in range(2):
+        assert api_client.get("/health/live").status_code == 200
+    # then
+    assert _sample("django_http_responses_total_by_status_view_method_total", **labels) == (
+        before + 2
+    )
+    assert _sample(
+        "django_http_requests_latency_seconds_by_view_method_count",
+        view="health-live",
+        method="GET",
+    ) == (latency_before + 2)
+
+
+def test_statements_are_counted_and_failed_ones_by_error_type():
+    # given
+    labels = {"alias": "default", "vendor": "postgresql"}
+    executed = _sample("django_db_execute_total", **labels)
+    timed = _sample("django_db_query_duration_seconds_count", **labels)
+    failed = _sample("django_db_errors_total", type="UndefinedTable", **labels)
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        with pytest.raises(ProgrammingError), transaction.atomic():
+            cursor.execute("SELECT * FROM no_such_table")
+    # then
+    assert _sample("django_db_execute_total", **labels) >= executed + 2
+    assert _sample("django_db_query_duration_seconds_count", **labels) >= timed + 2
+    assert _sample("django_db_errors_total", type="UndefinedTable", **labels) == failed + 1

@@ -1,4 +1,5 @@
-"""The database backend: django-prometheus' PostgreSQL wrapper, with cheaper health checks.
+"""The database backend: django-prometheus' PostgreSQL wrapper, with cheaper health checks
+and statement metrics whose labelled series are looked up once per connection.
 
 With `CONN_HEALTH_CHECKS`, Django runs `SELECT 1` before the first query of every request
 that reuses a connection: one round trip per request. What the check catches is a
@@ -7,15 +8,74 @@ connection idle for less than `HEALTH_CHECK_AFTER_IDLE` seconds since its previo
 (and that met no database error there) is trusted; one idle for longer is checked as before.
 """
 
+import functools
 import time
+from timeit import default_timer
 
-from django_prometheus.db.backends.postgresql import base
+from django.db.backends.postgresql import base as postgresql
+from django_prometheus.db import (
+    errors_total,
+    execute_many_total,
+    execute_total,
+    query_duration_seconds,
+)
+from django_prometheus.db.backends.postgresql import base as instrumented
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
+@functools.cache
+def counted_cursor(cursor_class: type, alias: str, vendor: str) -> type:
+    """`cursor_class` counting statements, their duration and errors by type.
+
+    The same series as django-prometheus' cursor wrapper (`django_db_execute_total`,
+    `django_db_query_duration_seconds`, `django_db_errors_total`...), with the labelled
+    series bound once here instead of looked up by label on every statement.
+    """
+    executed = execute_total.labels(alias, vendor)
+    executed_many = execute_many_total.labels(alias, vendor)
+    duration = query_duration_seconds.labels(alias, vendor)
+
+    def count_error(exc: BaseException) -> None:
+        errors_total.labels(alias, vendor, type(exc).__name__).inc()
+
+    class CountedCursor(cursor_class):
+        def execute(self, *args, **kwargs):
+            executed.inc()
+            started = default_timer()
+            try:
+                return super().execute(*args, **kwargs)
+            except BaseException as exc:
+                count_error(exc)
+                raise
+            finally:
+                duration.observe(default_timer() - started)
+
+        def executemany(self, query, params_seq, *args, **kwargs):
+            params_seq = list(params_seq)
+            executed.inc(len(params_seq))
+            executed_many.inc(len(params_seq))
+            started = default_timer()
+            try:
+                return super().executemany(query, params_seq, *args, **kwargs)
+            except BaseException as exc:
+                count_error(exc)
+                raise
+            finally:
+                duration.observe(default_timer() - started)
+
+    CountedCursor.__name__ = CountedCursor.__qualname__ = f"Counted{cursor_class.__name__}"
+    return CountedCursor
+
+
+class DatabaseWrapper(instrumented.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.request_boundary_at: float | None = None
+
+    def get_connection_params(self):
+        # Django's own parameters, with our counted cursor instead of django-prometheus'.
+        params = postgresql.DatabaseWrapper.get_connection_params(self)
+        params["cursor_factory"] = counted_cursor(params["cursor_factory"], self.alias, self.vendor)
+        return params
 
     def close_if_unusable_or_obsolete(self) -> None:
         """Called at the start and at the end of every request (Django's request signals)."""

@@ -90,3 +90,120 @@ def test_inside_an_enclosing_block_the_statement_runs_alone_and_the_block_decide
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM currencies WHERE code = 'ZZZ'")
         assert cursor.fetchone()[0] == 0
+
+
+class _RoundTrips:
+    """Counts the round trips on the connection: the server's ReadyForQuery messages."""
+
+    def __init__(self, tmp_path):
+        self.path = tmp_path / "protocol.trace"
+
+    def __enter__(self):
+        from psycopg import pq
+
+        connection.ensure_connection()
+        self.file = self.path.open("w")
+        self.pgconn = connection.connection.pgconn
+        self.pgconn.trace(self.file.fileno())
+        self.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        return self
+
+    def __exit__(self, *exc):
+        self.pgconn.untrace()
+        self.file.close()
+        lines = self.path.read_text().splitlines()
+        self.count = sum(1 for line in lines if "ReadyForQuery" in line)
+        self.statements = [line.split("\t")[-1] for line in lines if "\tCommandComplete" in line]
+
+
+def _idempotency(user, key: str):
+    from transactions.idempotency import IdempotencyRequest
+
+    return IdempotencyRequest(user_id=user.pk, key=key, fingerprint="f" * 64)
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_transfer_takes_two_round_trips_with_its_begin_in_the_first(tmp_path, keyed):
+    # given
+    sender, recipient = _funded("10.00"), _funded("1.00")  # both balances exist
+    idempotency = _idempotency(sender, "two-trips") if keyed else None
+    # when
+    with _RoundTrips(tmp_path) as trips:
+        services.transfer(
+            actor=sender,
+            sender=sender,
+            recipient=recipient,
+            amount=Decimal("4.00"),
+            currency="USD",
+            idempotency=idempotency,
+        )
+    # then: BEGIN, [claim,] lock; then the write and COMMIT
+    assert trips.count == 2
+    assert trips.statements[0] == ' "BEGIN"'
+    assert trips.statements[-1] == ' "COMMIT"'
+    assert connection.get_autocommit()
+    assert connection.connection.autocommit
+    assert Balance.objects.get(user=recipient).amount == Decimal("5.00")
+
+
+def test_a_refusal_after_the_pipelined_begin_rolls_everything_back():
+    # given
+    from wallet_project.errors import InsufficientFundsError
+
+    sender, recipient = _funded("10.00"), UserFactory()
+    # when
+    with pytest.raises(InsufficientFundsError):
+        services.transfer(
+            actor=sender,
+            sender=sender,
+            recipient=recipient,
+            amount=Decimal("40.00"),
+            currency="USD",
+            idempotency=_idempotency(sender, "refused"),
+        )
+    # then: the claim and the recipient's new balance row went with the rollback
+    from transactions.models import IdempotencyKey
+
+    assert not IdempotencyKey.objects.filter(user=sender, key="refused").exists()
+    assert not Balance.objects.filter(user=recipient).exists()
+    assert connection.get_autocommit()
+    assert connection.connection.autocommit
+    assert connection.connection.info.transaction_status.name == "IDLE"
+
+
+def test_a_failing_statement_in_the_first_round_trip_rolls_back_the_block():
+    # given
+    sender = _funded("10.00")
+    # when
+    with pytest.raises(IntegrityError), transaction.atomic(durable=True):
+        db.run_pipelined(
+            [
+                ("UPDATE balances SET amount = amount + 1 WHERE user_id = %s", [sender.pk]),
+                ("UPDATE balances SET amount = -1 WHERE user_id = %s", [sender.pk]),
+            ]
+        )
+    # then: the first statement was rolled back with the block; the connection goes on
+    assert Balance.objects.get(user=sender).amount == Decimal("10.00")
+    assert connection.connection.info.transaction_status.name == "IDLE"
+    with transaction.atomic(durable=True):
+        (rows,) = db.run_pipelined(
+            [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
+        )
+    assert rows == [(Decimal("10.000"),)]
+
+
+def test_statements_after_others_in_the_block_do_not_begin_again():
+    # given: the block's transaction already began with an earlier query
+    sender = _funded("10.00")
+    # when
+    with transaction.atomic(durable=True):
+        Balance.objects.filter(user=sender).update(amount=Decimal("11.00"))
+        began = connection.connection.info.transaction_status.name
+        (rows,) = db.run_pipelined(
+            [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
+        )
+        transaction.set_rollback(True)
+    # then: one transaction (the update is seen, and rolled back with it)
+    assert began == "INTRANS"
+    assert rows == [(Decimal("11.000"),)]
+    assert Balance.objects.get(user=sender).amount == Decimal("10.00")
