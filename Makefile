@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv fmt lint typecheck migrations migrate worker beat bench up down stop browser-deps
+.PHONY: run test test-fast venv fmt lint typecheck migrations migrate worker beat bench bench-deps up down stop browser-deps
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,7 +65,14 @@ beat: venv
 	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && \
 	$(VENV)/bin/celery -A wallet_project beat -l INFO
 
-bench: venv
+bench-deps:
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "[wallet] installing wrk, the HTTP load generator of the benchmark"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+			|| echo "[wallet] wrk could not be installed: the HTTP benchmark uses its Python client"; \
+	fi
+
+bench: venv bench-deps
 	@eval "$$($(PY) -m wallet_project.launcher env --mode test)" && $(PY) bench/run.py
 
 up:

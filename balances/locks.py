@@ -82,17 +82,19 @@ def _select(cursor, keys: list[tuple[int, str]]) -> tuple[dict, datetime | None]
 
 
 def _complete(
-    cursor, unique: list[tuple[int, str]], create_missing, found: dict, now: datetime | None
+    unique: list[tuple[int, str]], create_missing, found: dict, now: datetime | None
 ) -> LockedSet:
     """Create the missing rows of `create_missing` and lock again; read the clock if needed."""
     missing = [k for k in sorted(set(create_missing or [])) if k not in found]
-    if missing:
-        pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
-        cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
-        found, now = _select(cursor, unique)
-    if now is None:
-        cursor.execute("SELECT clock_timestamp()")
-        now = cursor.fetchone()[0]
+    if missing or now is None:
+        with connection.cursor() as cursor:
+            if missing:
+                pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
+                cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
+                found, now = _select(cursor, unique)
+            if now is None:
+                cursor.execute("SELECT clock_timestamp()")
+                now = cursor.fetchone()[0]
     return LockedSet(balances=found, now=now)
 
 
@@ -109,8 +111,7 @@ def lock_balances(
     unique = sorted(set(keys))
     (lock_rows,) = run_pipelined([_lock_statement(unique)])  # with the BEGIN, if first
     found, now = _read_locked(lock_rows)
-    with connection.cursor() as cursor:
-        return _complete(cursor, unique, create_missing, found, now)
+    return _complete(unique, create_missing, found, now)
 
 
 def lock_balances_after(
@@ -127,8 +128,7 @@ def lock_balances_after(
     unique = sorted(set(keys))
     first_rows, lock_rows = run_pipelined([first, _lock_statement(unique)])
     found, now = _read_locked(lock_rows)
-    with connection.cursor() as cursor:
-        return first_rows, _complete(cursor, unique, create_missing, found, now)
+    return first_rows, _complete(unique, create_missing, found, now)
 
 
 def lock_user_balances(*, user_id: int) -> list[LockedBalance]:

@@ -112,18 +112,18 @@ def run_pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:
     """
     cursors = [connection.cursor() for _ in statements]
     pg = connection.connection
-    begin = connection.cursor() if _begins_here(pg) else None
+    begin = _begins_here(pg)
     try:
-        if begin is not None:
+        if begin:
             pg.autocommit = True  # (outside the pipeline: inside, setting it costs a round trip)
         with connection.wrap_database_errors, pg.pipeline():
-            if begin is not None:
-                begin.execute("BEGIN")
+            if begin:
+                cursors[0].execute("BEGIN")  # its result is replaced by the statement's own
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params)
         return [cursor.fetchall() for cursor in cursors]
     finally:
-        for cursor in cursors if begin is None else [begin, *cursors]:
+        for cursor in cursors:
             cursor.close()
 
 
