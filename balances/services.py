@@ -136,10 +136,11 @@ def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: da
     )
     batch.add(
         "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
-        f"head_hash = v.head, last_updated_at = %s FROM {source} WHERE b.id = v.id "
+        f"head_hash = v.head, last_updated_at = %s::timestamptz FROM {source} WHERE b.id = v.id "
         # The id list lets the planner use the primary key; a row source's size is unknown.
+        # Both are sent as text (the array literal, the instant): cheaper to encode.
         "AND b.id = ANY(%s::bigint[])",
-        [now, *params, list(result.touched)],
+        [now.isoformat(), *params, "{" + ",".join(map(str, result.touched)) + "}"],
     )
 
 
@@ -170,6 +171,6 @@ def plan_postings(
     batch.add(
         "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "  # noqa: S608
         f"balance_after, created_at) SELECT v.*, %s::timestamptz FROM {source}",
-        [now, *params],
+        [now.isoformat(), *params],
     )
     return batch, result

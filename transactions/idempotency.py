@@ -143,12 +143,14 @@ def complete_idempotency_key(
     if idempotency is None or idempotency.key_id is None or idempotency.render is None:
         return
     status, body = idempotency.render(result)
+    # A body the view rendered already (its `text`) is stored as sent.
+    text = body.text if hasattr(body, "text") else json.dumps(body, default=str)
     # Only a transaction is linked; a batch or a schedule is found through the stored body.
     txn_id = result.pk if isinstance(result, Transaction) else None
     batch.add(
         "UPDATE idempotency_keys SET state = 'completed', response_status = %s, "
         "response_body = %s::jsonb, transaction_id = %s WHERE id = %s",
-        [status, json.dumps(body, default=str), txn_id, idempotency.key_id],
+        [status, text, txn_id, idempotency.key_id],
     )
 
 

@@ -2,10 +2,12 @@
 
 import functools
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -117,6 +119,21 @@ PREFER_HEADER = OpenApiParameter(
 )
 
 
+class RenderedJSON:
+    """A response body rendered once by the API's JSON renderer: the bytes sent to the client
+    are the text stored with the idempotency key."""
+
+    __slots__ = ("content", "data")
+
+    def __init__(self, data) -> None:
+        self.data = data
+        self.content: bytes = JSONRenderer().render(data)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+
 class Rendering:
     """A result's response, rendered once: the body stored with the key is the body sent."""
 
@@ -124,16 +141,17 @@ class Rendering:
         self.viewer = request.user
         self.status_code = status_code
         self.serializer = serializer or TransactionSerializer
-        self._rendered: tuple[object, dict] | None = None
+        self._rendered: tuple[object, RenderedJSON] | None = None
 
-    def __call__(self, obj) -> tuple[int, dict]:
+    def __call__(self, obj) -> tuple[int, RenderedJSON]:
         if self._rendered is None or self._rendered[0] is not obj:
-            self._rendered = (obj, self.serializer(obj, context={"viewer": self.viewer}).data)
+            data = self.serializer(obj, context={"viewer": self.viewer}).data
+            self._rendered = (obj, RenderedJSON(data))
         return self.status_code, self._rendered[1]
 
-    def response(self, obj) -> Response:
+    def response(self, obj) -> HttpResponse:
         status_code, body = self(obj)
-        return Response(body, status=status_code)
+        return HttpResponse(body.content, status=status_code, content_type="application/json")
 
 
 def _rendering(

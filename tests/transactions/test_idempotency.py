@@ -316,3 +316,25 @@ def test_a_completed_transfer_replays_even_when_a_retry_would_now_be_refused_ear
     assert retry.json()["id"] == first.json()["id"]
     assert balance_of(customer) == Decimal("30.00")
     assert_unchanged(before)
+
+
+def test_the_stored_response_is_the_body_sent_compact_json_with_its_headers(
+    funded_user, other_user
+):
+    # given
+    sender = funded_user("50.00")
+    client = client_for(sender)
+    # when
+    response = post(client, "transfer", {"to_user_id": other_user.pk, "amount": "7.25"}, "k-sent")
+    # then: compact JSON, as the renderer writes it; the stored body is that document
+    import json
+
+    assert response.status_code == 201
+    assert response["Content-Type"] == "application/json"
+    assert response.content.startswith(b'{"id":"')
+    assert "POST" in response["Allow"]
+    stored = IdempotencyKey.objects.get(user=sender, key="k-sent")
+    assert stored.response_status == 201
+    assert stored.response_body == json.loads(response.content)
+    assert stored.response_body["amount"] == "7.25"
+    assert stored.response_body["balance_after"] == "42.75"
