@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 
 from transactions.models import IdempotencyKey, Transaction
 from wallet_project.db import StatementBatch
@@ -43,6 +44,21 @@ class IdempotencyRequest:
     fingerprint: str
     render: Callable[[Any], tuple[int, Any]] | None = None
     key_id: int | None = None
+
+
+class RenderedJSON:
+    """A response body rendered once by the API's JSON renderer: the bytes sent to the client
+    are the text stored with the idempotency key."""
+
+    __slots__ = ("content", "data")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.content: bytes = JSONRenderer().render(data)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
 
 
 def validate_key(raw: str) -> str:
@@ -143,8 +159,7 @@ def complete_idempotency_key(
     if idempotency is None or idempotency.key_id is None or idempotency.render is None:
         return
     status, body = idempotency.render(result)
-    # A body the view rendered already (its `text`) is stored as sent.
-    text = body.text if hasattr(body, "text") else json.dumps(body, default=str)
+    text = body.text if isinstance(body, RenderedJSON) else json.dumps(body, default=str)
     # Only a transaction is linked; a batch or a schedule is found through the stored body.
     txn_id = result.pk if isinstance(result, Transaction) else None
     batch.add(

@@ -7,7 +7,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +18,7 @@ from transactions import selectors, services, stats
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
+    RenderedJSON,
     check_stored,
     fingerprint,
     record_replay,
@@ -117,21 +117,6 @@ PREFER_HEADER = OpenApiParameter(
     required=False,
     description="`respond-async`: answer 202 with a pending transaction, processed by a worker.",
 )
-
-
-class RenderedJSON:
-    """A response body rendered once by the API's JSON renderer: the bytes sent to the client
-    are the text stored with the idempotency key."""
-
-    __slots__ = ("content", "data")
-
-    def __init__(self, data) -> None:
-        self.data = data
-        self.content: bytes = JSONRenderer().render(data)
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
 
 
 class Rendering:

@@ -128,10 +128,16 @@ def run_pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:
 
 
 def _begins_here(pg) -> bool:
-    """True if Django holds a transaction open that psycopg has not begun on the server yet,
-    with a plain `BEGIN` (no isolation level or access mode of its own)."""
+    """True if an atomic block holds a transaction open that psycopg has not begun on the
+    server yet, with a plain `BEGIN` (no isolation level or access mode of its own).
+
+    Only a block that turned autocommit off itself (`commit_on_exit`) also turns it back on
+    at its end; under `set_autocommit(False)` psycopg begins each transaction as usual.
+    """
     return (
-        not connection.get_autocommit()
+        connection.in_atomic_block
+        and connection.commit_on_exit
+        and not connection.get_autocommit()
         and not pg.autocommit
         and pg.info.transaction_status == pq.TransactionStatus.IDLE
         and pg.isolation_level is None

@@ -207,3 +207,23 @@ def test_statements_after_others_in_the_block_do_not_begin_again():
     assert began == "INTRANS"
     assert rows == [(Decimal("11.000"),)]
     assert Balance.objects.get(user=sender).amount == Decimal("10.00")
+
+
+def test_under_manual_transaction_management_psycopg_begins_as_usual():
+    # given: autocommit turned off by hand (no atomic block will turn it back on)
+    sender = _funded("10.00")
+    transaction.set_autocommit(False)
+    try:
+        # when: a pipelined read, a commit, then a write rolled back
+        (rows,) = db.run_pipelined(
+            [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
+        )
+        transaction.commit()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE balances SET amount = 0 WHERE user_id = %s", [sender.pk])
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    # then: the write was inside a transaction psycopg began, so the rollback undid it
+    assert rows == [(Decimal("10.000"),)]
+    assert Balance.objects.get(user=sender).amount == Decimal("10.00")
