@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from wallet_project import errors
 from wallet_project.request_context import current_request_id
@@ -58,6 +59,7 @@ def permission_denied(request, exception=None):
     return error_response_for_status(403)
 
 
+@csrf_exempt  # also the catch-all route: a POST to an unknown API path is a 404, not a CSRF 403
 def not_found(request, exception=None):
     return error_response_for_status(404)
 

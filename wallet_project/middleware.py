@@ -1,10 +1,14 @@
-"""Request-scoped middleware: request id and access log, body size limit, last-resort errors."""
+"""Request-scoped middleware: request id and access log, body size limit, last-resort errors,
+and the HTML site's own middleware (sessions, Django's user, messages), skipped by the API."""
 
 import logging
 import time
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404
 
@@ -152,3 +156,38 @@ class BodySizeLimitMiddleware:
                 details={"max_bytes": settings.MAX_REQUEST_BODY_BYTES},
             )
         return self.get_response(request)
+
+
+# ----------------------------------------------------------------- the HTML site's middleware
+API_PREFIX = "/api/"
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+class SiteOnlyMixin:
+    """A middleware of the HTML site (the admin console) that API requests pass straight by.
+
+    The API authenticates every request by its bearer token and keeps no session, so
+    sessions, Django's own `request.user` and messages have nothing to do there; DRF sets
+    `request.user` when it authenticates. (CSRF keeps Django's own middleware, which the
+    deployment checks look for; DRF's views are exempt from it.)
+    """
+
+    def __call__(self, request):
+        if is_api_request(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(SiteOnlyMixin, sessions.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(SiteOnlyMixin, auth.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(SiteOnlyMixin, messages.MessageMiddleware):
+    pass

@@ -4,9 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from wallet_project import envelope, health
 
+# Money movement first: URLs are matched in order, and it is the busiest path.
 api_v1 = [
-    path("", include("accounts.urls")),
     path("", include("transactions.urls")),
+    path("", include("accounts.urls")),
     path("", include("balances.urls")),
     path("", include("audit.urls")),
 ]
