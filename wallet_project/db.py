@@ -48,6 +48,12 @@ def retry_on_lock_conflict(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# A movement's statement has the same shape every time but PostgreSQL keeps planning it anew
+# (a custom plan per run, about 0.1 ms): the plan it would reuse is estimated dearer,
+# not slower. Set for the rest of the transaction, which the statement's COMMIT ends.
+GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan"
+
+
 class StatementBatch:
     """Data-modifying statements sent to PostgreSQL as one statement (CTEs): one round trip.
 
@@ -94,6 +100,7 @@ class StatementBatch:
             connection.wrap_database_errors,
             connection.connection.pipeline(),
         ):
+            cursor.execute(GENERIC_PLAN)
             cursor.execute(sql, params)
             cursor.execute("COMMIT")
 

@@ -227,3 +227,28 @@ def test_under_manual_transaction_management_psycopg_begins_as_usual():
     # then: the write was inside a transaction psycopg began, so the rollback undid it
     assert rows == [(Decimal("10.000"),)]
     assert Balance.objects.get(user=sender).amount == Decimal("10.00")
+
+
+def test_a_movements_statement_is_planned_once_per_connection():
+    # given: enough transfers for the statement to be prepared on this connection
+    sender, recipient = _funded("100.00"), UserFactory()
+    # when
+    for _ in range(8):
+        services.transfer(
+            actor=sender, sender=sender, recipient=recipient, amount=Decimal("1.00"), currency="USD"
+        )
+    # then: the prepared statement runs its one generic plan, never a fresh custom one
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'WITH w0 AS (UPDATE balances%%'"
+        )
+        plans = cursor.fetchall()
+        cursor.execute("SHOW plan_cache_mode")
+        mode = cursor.fetchone()[0]
+    assert mode == "auto"  # the setting ended with the movement's transaction
+    assert len(plans) == 1
+    generic, custom = plans[0]
+    assert generic >= 1
+    assert custom == 0
+    assert_ledger_holds()
