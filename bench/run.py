@@ -142,7 +142,8 @@ def target_rounds(count: int, duration: float) -> list[dict]:
                 "sql_after": sql[-1],
                 "tps": {name: row["tps"] for name, row in figures.items()},
                 "errors": {name: row.get("errors") or {} for name, row in figures.items()},
-                "conserved": all(row.get("conserved", False) for row in rows),
+                # a round whose run failed (no rows) is not taken as conserved
+                "conserved": bool(rows) and all(row.get("conserved", False) for row in rows),
             }
         )
     return rounds

@@ -34,6 +34,12 @@ _DJANGO_REFUSALS = (
 )
 # HTML consoles whose own error pages are right for the humans who use them.
 _HTML_PREFIXES = ("/admin/",)
+API_PREFIX = "/api/"
+
+
+def is_api_request(request) -> bool:
+    """Under the API's prefix (after any script prefix the site is mounted under)."""
+    return request.path_info.startswith(API_PREFIX)
 
 
 def client_ip(request) -> str | None:
@@ -94,7 +100,7 @@ class RequestIdMiddleware:
         try:
             response = _as_envelope(request, self.get_response(request))
             response["X-Request-ID"] = request_id
-            if request.path.startswith("/api/") and "Cache-Control" not in response:
+            if is_api_request(request) and "Cache-Control" not in response:
                 # Tokens, balances and personal data: no shared or browser cache keeps them.
                 response["Cache-Control"] = "no-store"
             access_logger.info(
@@ -159,13 +165,6 @@ class BodySizeLimitMiddleware:
 
 
 # ----------------------------------------------------------------- the HTML site's middleware
-API_PREFIX = "/api/"
-
-
-def is_api_request(request) -> bool:
-    return request.path_info.startswith(API_PREFIX)
-
-
 class SiteOnlyMixin:
     """A middleware of the HTML site (the admin console) that API requests pass straight by.
 

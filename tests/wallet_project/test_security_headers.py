@@ -54,6 +54,15 @@ def test_api_responses_are_never_cached(user_client):
     assert response["Cache-Control"] == "no-store"
 
 
+def test_api_responses_are_never_cached_under_a_script_prefix(user_client):
+    # when: the site is mounted under /wallet (the path the client sees starts with it)
+    response = user_client.get("/api/v1/auth/me", SCRIPT_NAME="/wallet")
+    # then
+    assert response.status_code == 200
+    assert response.wsgi_request.path == "/wallet/api/v1/auth/me"
+    assert response["Cache-Control"] == "no-store"
+
+
 def test_an_allowed_origin_gets_cors_headers(api_client, cors):
     # when
     response = api_client.get("/api/v1/auth/me", HTTP_ORIGIN=ORIGIN)
