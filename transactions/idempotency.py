@@ -47,8 +47,9 @@ class IdempotencyRequest:
 
 
 class RenderedJSON:
-    """A response body rendered once by the API's JSON renderer: the bytes sent to the client
-    are the text stored with the idempotency key."""
+    """A response body rendered once by the API's JSON renderer: the text sent to the client
+    is the text stored with the idempotency key (in a `jsonb` column, which keeps the
+    document, not its key order: a replay carries the same values in PostgreSQL's order)."""
 
     __slots__ = ("content", "data")
 

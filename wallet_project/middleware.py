@@ -42,6 +42,11 @@ def is_api_request(request) -> bool:
     return request.path_info.startswith(API_PREFIX)
 
 
+def is_console_request(request) -> bool:
+    """Under an HTML console's prefix (after any script prefix)."""
+    return request.path_info.startswith(_HTML_PREFIXES)
+
+
 def client_ip(request) -> str | None:
     """The client address: REMOTE_ADDR, or the address NUM_PROXIES hops back in X-Forwarded-For."""
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
@@ -66,7 +71,7 @@ def _as_envelope(request, response):
         response.status_code < 400
         or response.streaming
         or _is_json(response)
-        or request.path.startswith(_HTML_PREFIXES)
+        or is_console_request(request)
     ):
         return response
     replacement = error_response_for_status(response.status_code)
@@ -123,7 +128,7 @@ class RequestIdMiddleware:
 
         The admin console keeps Django's own pages (handler404/500 still apply there).
         """
-        if request.path.startswith(_HTML_PREFIXES):
+        if is_console_request(request):
             return None
         for exception_class, status in _DJANGO_REFUSALS:
             if isinstance(exception, exception_class):

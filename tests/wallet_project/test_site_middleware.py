@@ -86,3 +86,15 @@ def test_an_api_response_sets_no_session_or_csrf_cookie(user_client):
     # then
     assert response.status_code == 200
     assert not response.cookies
+
+
+@pytest.mark.parametrize("script_name", ["", "/wallet"])
+def test_the_console_keeps_its_own_error_pages_under_any_script_prefix(admin_user, script_name):
+    # given: a signed-in console user
+    browser = Client()
+    browser.force_login(admin_user)
+    # when: a method the logout page does not allow (its own empty 405, not the API envelope)
+    response = browser.get("/admin/logout/", SCRIPT_NAME=script_name)
+    # then
+    assert response.status_code == 405
+    assert not response.get("Content-Type", "").startswith("application/json")
