@@ -8,12 +8,12 @@ so two movements touching the same balances can never wait on each other in a cy
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 
-from wallet_project.db import run_pipelined
+from wallet_project.db import from_epoch_micros, run_pipelined
 
 
 @dataclass
@@ -39,8 +39,7 @@ class LockedSet:
 
 
 # The owner's limit rule comes with the lock: their own active rule, else the default one.
-# The database clock comes as microseconds since the epoch: an integer is cheaper to load
-# than a timestamp (whose loader runs in Python), and exact.
+# The database clock comes as microseconds since the epoch (`epoch_micros`).
 _LOCK_SQL = """
 SELECT b.id, b.user_id, b.currency, b.amount, b.entry_count, b.head_hash, u.is_active,
        l.max_per_transaction, l.max_per_day,
@@ -70,15 +69,12 @@ def _lock_statement(keys: list[tuple[int, str]]) -> tuple[str, list]:
     return _LOCK_SQL.format(pairs=pairs), [v for key in keys for v in key]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _read_locked(rows: list[tuple]) -> tuple[dict, datetime | None]:
     found: dict[tuple[int, str], LockedBalance] = {}
     now = None
     for row in rows:
         found[(row[1], row[2])] = LockedBalance(*row[:9])
-        now = _EPOCH + timedelta(microseconds=row[9])
+        now = from_epoch_micros(row[9])
     return found, now
 
 

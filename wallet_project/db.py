@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, TypeVar
 
 from django.db import OperationalError, connection
@@ -46,6 +47,23 @@ def retry_on_lock_conflict(func: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(expression: str) -> str:
+    """SQL for the timestamp `expression` as whole microseconds since the epoch (bigint).
+
+    An integer costs far less to load than a timestamp, whose loader runs in Python, and
+    it is exact; `from_epoch_micros` turns it back into the same aware datetime.
+    """
+    return f"(extract(epoch FROM {expression}) * 1000000)::bigint"
+
+
+def from_epoch_micros(value: int | None) -> datetime | None:
+    """The UTC datetime `value` microseconds after the epoch (None stays None)."""
+    return None if value is None else EPOCH + timedelta(microseconds=value)
 
 
 # A movement's statement has the same shape every time but PostgreSQL keeps planning it anew
