@@ -172,8 +172,9 @@ def new_transaction(
     description: str = "",
     reference: str | None = None,
     status: str = TransactionStatus.COMPLETED,
-    now: datetime,
+    now: datetime | None,
 ) -> Transaction:
+    """A transaction built in memory; with `now` None its caller stamps it later."""
     return Transaction(
         id=uuid.uuid4(),
         type=kind,
@@ -263,10 +264,11 @@ def _move(
     reference: str | None,
     idempotency: IdempotencyRequest | None,
 ) -> Transaction:
-    """The common body of credit, debit and transfer (inside the caller's atomic block)."""
-    locked = lock_parties(
-        from_user_id=from_user_id, to_user_id=to_user_id, currency=currency, idempotency=idempotency
-    )
+    """The common body of credit, debit and transfer (inside the caller's atomic block).
+
+    The transaction is built before the locks and stamped with their clock after: what
+    needs no locked value is done before the balances are locked, not while they are held.
+    """
     txn = new_transaction(
         kind=kind,
         actor=actor,
@@ -276,8 +278,12 @@ def _move(
         currency=currency,
         description=description,
         reference=reference,
-        now=locked.now,
+        now=None,
     )
+    locked = lock_parties(
+        from_user_id=from_user_id, to_user_id=to_user_id, currency=currency, idempotency=idempotency
+    )
+    txn.created_at = txn.completed_at = locked.now
     actor_id = actor.pk if actor else None
     batch, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
     add_transaction_inserts(batch, txns=[txn])
