@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.db import connection
 
-from wallet_project.db import from_epoch_micros, run_pipelined
+from wallet_project.db import epoch_micros, from_epoch_micros, run_pipelined
 
 
 @dataclass
@@ -40,20 +40,20 @@ class LockedSet:
 
 # The owner's limit rule comes with the lock: their own active rule, else the default one.
 # The database clock comes as microseconds since the epoch (`epoch_micros`).
-_LOCK_SQL = """
+_LOCK_SQL = f"""
 SELECT b.id, b.user_id, b.currency, b.amount, b.entry_count, b.head_hash, u.is_active,
        l.max_per_transaction, l.max_per_day,
-       (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+       {epoch_micros("clock_timestamp()")}
 FROM balances b JOIN users u ON u.id = b.user_id
 LEFT JOIN LATERAL (
     SELECT t.max_per_transaction, t.max_per_day FROM transfer_limits t
     WHERE t.currency = b.currency AND t.is_active AND (t.user_id = b.user_id OR t.user_id IS NULL)
     ORDER BY t.user_id NULLS LAST LIMIT 1
 ) l ON true
-WHERE (b.user_id, b.currency) IN ({pairs})
+WHERE (b.user_id, b.currency) IN ({{pairs}})
 ORDER BY b.id
 FOR UPDATE OF b
-"""
+"""  # noqa: S608 - the one interpolation is a fixed expression
 
 _CREATE_SQL = """
 INSERT INTO balances (user_id, currency, amount, entry_count, head_hash, created_at,
