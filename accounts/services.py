@@ -17,6 +17,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
+from accounts.authorization import ensure_may_change
 from accounts.models import Role, User
 from audit.services import lock_user_row, record_event
 from wallet_project.errors import (
@@ -139,8 +140,9 @@ def update_user(
     Locks the user row (then the balances when deactivating). Raises PermissionDeniedError
     (also for an admin changing their own role or activation), ValidationFailedError,
     ConflictError. Writes `user.updated`, `user.role_changed`,
-    `user.activated` or `user.deactivated`.
+    `user.activated` or `user.deactivated`. An auditor changes no one, not even themselves.
     """
+    ensure_may_change(actor)
     if (role is not None or is_active is not None) and not actor.is_admin:
         raise PermissionDeniedError("Only an admin can change a role or activation.")
     if actor.pk != user.pk and not actor.is_admin:
@@ -194,6 +196,11 @@ def update_user(
     return user
 
 
+def _ensure_admin(actor: User, message: str) -> None:
+    if not (actor.is_active and actor.is_admin):
+        raise PermissionDeniedError(message)
+
+
 def _ensure_not_self_lockout(
     *, actor: User, user: User, role: str | None, is_active: bool | None
 ) -> None:
@@ -230,8 +237,9 @@ def deactivate_user(*, actor: User, user: User) -> User:
 
     Locks the user row, then the user's balances (users before balances, like every path),
     so no transfer can straddle the deactivation. Ends every session of the user.
-    Raises PermissionDeniedError for an admin deactivating themselves.
+    Raises PermissionDeniedError (the actor is not an admin, or deactivates themselves).
     """
+    _ensure_admin(actor, "Only an admin can deactivate a user.")
     _ensure_not_self_lockout(actor=actor, user=user, role=None, is_active=False)
     lock_user_row(user_id=user.pk)
     _lock_and_ensure_no_money(user)
@@ -255,7 +263,9 @@ def set_frozen(*, actor: User, user: User, frozen: bool, reason: str) -> User:
     """Freeze or unfreeze an account: a frozen account can neither send nor receive.
 
     Locks the user row and the user's balances. Money stays where it is.
+    Raises PermissionDeniedError (the actor is not an admin).
     """
+    _ensure_admin(actor, "Only an admin can freeze or unfreeze an account.")
     from balances.locks import lock_user_balances
 
     lock_user_row(user_id=user.pk)

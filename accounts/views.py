@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from accounts import selectors, services, throttles
 from accounts.models import User
-from accounts.permissions import IsAdmin, IsAuditorOrAdmin
+from accounts.permissions import AuditorsReadOnly, IsAdmin, IsAuditorOrAdmin
 from accounts.serializers import (
     LoginInputSerializer,
     RefreshInputSerializer,
@@ -23,7 +23,7 @@ from accounts.serializers import (
     UserUpdateInputSerializer,
 )
 from wallet_project.errors import InvalidCredentialsError
-from wallet_project.schema import ERRORS
+from wallet_project.schema import ERRORS, LIST_ERRORS
 
 
 class AuthViewSet(viewsets.ViewSet):
@@ -138,7 +138,7 @@ class UserViewSet(
             return [IsAuditorOrAdmin()]
         if self.action == "destroy":
             return [IsAuthenticated(), IsAdmin()]
-        return [IsAuthenticated()]
+        return [AuditorsReadOnly()]
 
     def get_queryset(self):
         filters = UserFilterSerializer(data=self.request.query_params)
@@ -150,7 +150,7 @@ class UserViewSet(
 
     @extend_schema(
         parameters=[UserFilterSerializer],
-        responses={200: UserSerializer(many=True), **ERRORS(400, 401, 403)},
+        responses={200: UserSerializer(many=True), **LIST_ERRORS(400, 401, 403)},
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)

@@ -7,7 +7,7 @@ from accounts.permissions import IsAuditorOrAdmin
 from audit import selectors
 from audit.models import AuditLog
 from audit.serializers import AuditLogFilterSerializer, AuditLogSerializer
-from wallet_project.schema import ERRORS
+from wallet_project.schema import ERRORS, LIST_ERRORS
 
 
 class AuditLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -30,7 +30,7 @@ class AuditLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         parameters=[AuditLogFilterSerializer],
-        responses={200: AuditLogSerializer(many=True), **ERRORS(400, 401, 403)},
+        responses={200: AuditLogSerializer(many=True), **LIST_ERRORS(400, 401, 403)},
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)

@@ -20,7 +20,7 @@ from balances.serializers import (
 )
 from transactions.money import format_amount
 from transactions.selectors import resolve_subject_user_id
-from wallet_project.schema import ERRORS
+from wallet_project.schema import ERRORS, LIST_ERRORS
 
 
 class HistoryPagination(CursorPagination):
@@ -32,6 +32,9 @@ class HistoryPagination(CursorPagination):
 
 class BalanceViewSet(viewsets.ViewSet):
     """The caller's balances; admins and auditors may name any `user_id`."""
+
+    # Only `historical` is a list: it pages with this class, and the schema reads it from here.
+    pagination_class = HistoryPagination
 
     @extend_schema(
         parameters=[BalanceQuerySerializer],
@@ -53,7 +56,7 @@ class BalanceViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[HistoricalQuerySerializer],
-        responses={200: HistoryPointSerializer(many=True), **ERRORS(400, 401, 403)},
+        responses={200: HistoryPointSerializer(many=True), **LIST_ERRORS(400, 401, 403)},
     )
     @action(detail=False, methods=["get"])
     def historical(self, request: Request) -> Response:
@@ -68,7 +71,7 @@ class BalanceViewSet(viewsets.ViewSet):
             end=data.get("to"),
             interval=data.get("interval"),
         )
-        paginator = HistoryPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(HistoryPointSerializer(page, many=True).data)
 

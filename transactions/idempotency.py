@@ -170,8 +170,22 @@ def complete_idempotency_key(
     )
 
 
+def _jsonb_safe(value: Any) -> Any:
+    """`value` with every U+0000 in its strings replaced by U+FFFD: `jsonb` cannot hold
+    U+0000, and a refusal may echo it from the request (`"'\\x00' is not a supported
+    currency."`), which would otherwise fail the insert and turn a 400 into a 500."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_jsonb_safe(key): _jsonb_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonb_safe(item) for item in value]
+    return value
+
+
 def store_refusal(*, idempotency: IdempotencyRequest, status: int, body: Any) -> None:
-    """Keep a 4xx refusal so a retry with the same key gets the same answer."""
+    """Keep a 4xx refusal so a retry with the same key gets the same answer (a U+0000 that
+    the refusal echoed from the request is replayed as U+FFFD)."""
     try:
         with transaction.atomic():
             IdempotencyKey.objects.create(
@@ -180,7 +194,7 @@ def store_refusal(*, idempotency: IdempotencyRequest, status: int, body: Any) ->
                 request_fingerprint=idempotency.fingerprint,
                 state="completed",
                 response_status=status,
-                response_body=body,
+                response_body=_jsonb_safe(body),
                 created_at=timezone.now(),
             )
     except IntegrityError:

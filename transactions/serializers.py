@@ -74,6 +74,10 @@ class ReverseInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
+class ScheduleFilterSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(required=False, min_value=1)
+
+
 class HistoryFilterSerializer(serializers.Serializer):
     user_id = serializers.IntegerField(required=False, min_value=1)
     type = serializers.ChoiceField(choices=TransactionType.choices, required=False)

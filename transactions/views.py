@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.permissions import CanMoveMoney, IsAdmin, IsAuditorOrAdmin
+from accounts.permissions import IsAdmin, IsAuditorOrAdmin
 from accounts.selectors import get_active_user, user_reference
 from transactions import selectors, services, stats
 from transactions.idempotency import (
@@ -35,6 +35,7 @@ from transactions.serializers import (
     HistoryFilterSerializer,
     ReverseInputSerializer,
     ScheduledTransferSerializer,
+    ScheduleFilterSerializer,
     ScheduleInputSerializer,
     StatsSerializer,
     TransactionSerializer,
@@ -49,7 +50,7 @@ from wallet_project.errors import (
 )
 from wallet_project.exception_handler import handle_exception
 from wallet_project.pagination import CursorPagination
-from wallet_project.schema import ERRORS
+from wallet_project.schema import ERRORS, LIST_ERRORS
 
 NOT_STORED = {"idempotency_key_reused", "idempotency_in_progress"}
 NOT_STORED_ERRORS = (IdempotencyKeyReusedError, IdempotencyInProgressError)
@@ -309,7 +310,7 @@ class TransactionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[HistoryFilterSerializer],
-        responses={200: TransactionSerializer(many=True), **ERRORS(400, 401, 403)},
+        responses={200: TransactionSerializer(many=True), **LIST_ERRORS(400, 401, 403)},
     )
     @action(detail=False, methods=["get"])
     def history(self, request: Request) -> Response:
@@ -332,7 +333,6 @@ class BatchViewSet(viewsets.GenericViewSet):
 
     serializer_class = BatchSerializer
     queryset = TransferBatch.objects.none()
-    permission_classes = [CanMoveMoney]
     lookup_value_regex = "[^/]+"
 
     @extend_schema(
@@ -371,19 +371,27 @@ class ScheduledTransferViewSet(
 
     serializer_class = ScheduledTransferSerializer
     queryset = ScheduledTransfer.objects.none()
-    permission_classes = [CanMoveMoney]
     pagination_class = CursorPagination
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
-        return selectors.list_schedules_for_viewer(viewer=self.request.user)
+        if self.action != "list":
+            return selectors.list_schedules_for_viewer(viewer=self.request.user)
+        filters = ScheduleFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.list_schedules_for_viewer(
+            viewer=self.request.user, user_id=filters.validated_data.get("user_id")
+        )
 
     def get_object(self) -> ScheduledTransfer:
         return selectors.get_schedule_for_viewer(
             viewer=self.request.user, schedule_id=self.kwargs["pk"]
         )
 
-    @extend_schema(responses={200: ScheduledTransferSerializer(many=True), **ERRORS(401)})
+    @extend_schema(
+        parameters=[ScheduleFilterSerializer],
+        responses={200: ScheduledTransferSerializer(many=True), **LIST_ERRORS(400, 401, 403)},
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 

@@ -23,6 +23,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Max, Min
 from django.http import Http404, HttpRequest, HttpResponseRedirect
@@ -64,6 +65,14 @@ class RoleAccessMixin:
         if not is_console_admin(request.user):
             return {}
         return super().get_actions(request)
+
+    def changelist_view(self, request, extra_context=None):
+        # An action posted by someone who may not act is refused outright (403), not
+        # answered with the list as if no action had been chosen.
+        posted_action = request.method == "POST" and "action" in request.POST
+        if posted_action and not self.has_act_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
 
 
 class RecordColumnsMixin:

@@ -10,6 +10,7 @@ This module is loaded while the app registry is being built (it names the admin 
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
+from django.core.exceptions import PermissionDenied
 from django.urls import path, reverse
 
 
@@ -66,8 +67,14 @@ class WalletAdminSite(admin.AdminSite):
         return custom + super().get_urls()
 
     def password_change(self, request, extra_context=None):
-        """Django's page, with a form that changes the password through the accounts service."""
+        """Django's page, with a form that changes the password through the accounts service.
+
+        Auditors change nothing, their own profile included: an admin resets their password.
+        """
         from django.contrib.auth.views import PasswordChangeView
+
+        if not is_console_admin(request.user):
+            raise PermissionDenied
 
         from wallet_project.admin_views import ConsolePasswordChangeForm
 

@@ -37,3 +37,14 @@ def ERRORS(*statuses: int) -> dict[int, OpenApiResponse]:
         status: OpenApiResponse(response=ErrorEnvelope, description=_DESCRIPTIONS[status])
         for status in statuses
     }
+
+
+def LIST_ERRORS(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Error responses of a cursor-paginated list: `statuses`, and the `404` that answers a
+    `cursor` the list did not issue (DRF's CursorPagination raises NotFound for it)."""
+    return {
+        **ERRORS(*statuses),
+        404: OpenApiResponse(
+            response=ErrorEnvelope, description="not_found: a `cursor` this list did not issue"
+        ),
+    }

@@ -1,4 +1,4 @@
-"""Idempotency-Key on money-moving POSTs (API.md, Idempotency)."""
+"""Idempotency-Key on money-moving POSTs (docs/api.md, Idempotency)."""
 
 from decimal import Decimal
 
@@ -182,6 +182,25 @@ def test_a_validation_refusal_is_stored_and_replayed(user):
     assert is_replay(again)
     assert fixed.status_code == 409
     assert fixed.json()["error"]["code"] == "idempotency_key_reused"
+    assert_unchanged(before)
+
+
+def test_a_refusal_that_echoes_a_nul_character_is_stored_and_replayed(user):
+    # given: the refusal's message quotes the currency, NUL included, which jsonb cannot hold
+    client = client_for(user)
+    body = {"amount": "1.00", "currency": "\x00X"}
+    first = post(client, "credit", body, "nul-currency")
+    before = ledger_snapshot()
+    # when
+    again = post(client, "credit", body, "nul-currency")
+    # then
+    assert first.status_code == 400
+    assert first.json()["error"]["details"]["currency"] == ["'\x00X' is not a supported currency."]
+    assert again.status_code == 400
+    assert is_replay(again)
+    assert again.json()["error"]["details"]["currency"] == [
+        "'\ufffdX' is not a supported currency."
+    ]
     assert_unchanged(before)
 
 

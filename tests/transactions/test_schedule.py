@@ -206,6 +206,40 @@ def test_schedules_are_listed_for_their_sender_and_for_staff(
     assert client_for(alice).get(f"{SCHEDULED}/nonsense").status_code == 404
 
 
+@pytest.mark.parametrize("role", ["admin", "auditor"])
+def test_staff_list_the_schedules_of_the_user_they_name(funded_user, role):
+    # given
+    alice, bob, carol = funded_user("10.00"), funded_user("10.00"), funded_user("10.00")
+    alices = {schedule_for(alice, bob).pk, schedule_for(alice, carol).pk}
+    schedule_for(bob, alice)
+    staff = client_for(UserFactory(role=role, is_staff=True))
+    # when
+    named = staff.get(SCHEDULED, {"user_id": alice.pk})
+    nobody = staff.get(SCHEDULED, {"user_id": carol.pk})
+    # then
+    assert named.status_code == 200
+    assert {s["id"] for s in named.json()["results"]} == {str(pk) for pk in alices}
+    assert nobody.json()["results"] == []
+
+
+def test_a_user_naming_another_users_schedules_is_refused(funded_user):
+    # given
+    alice, bob = funded_user("10.00"), funded_user("10.00")
+    mine = schedule_for(alice, bob)
+    schedule_for(bob, alice)
+    client = client_for(alice)
+    # when
+    others = client.get(SCHEDULED, {"user_id": bob.pk})
+    own = client.get(SCHEDULED, {"user_id": alice.pk})
+    bad = client.get(SCHEDULED, {"user_id": "x"})
+    # then
+    assert others.status_code == 403
+    assert others.json()["error"]["code"] == "permission_denied"
+    assert [s["id"] for s in own.json()["results"]] == [str(mine.pk)]
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "validation_error"
+
+
 def test_deleting_a_schedule_cancels_it_and_a_finished_one_is_refused(funded_user, other_user):
     # given
     sender = funded_user("10.00")

@@ -39,6 +39,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head, copy_events
 from balances.locks import LockedSet, lock_balances
@@ -156,8 +157,9 @@ def create_batch(
     Inserts the batch, its items (one COPY) and a `batch.created` event, stores the
     idempotency response, and queues `start_batch` after commit. Locks nothing. Raises
     ValidationFailedError (no items, more than MAX_ITEMS), PermissionDeniedError (a
-    non-admin naming another sender), IdempotencyKeyReusedError; IdempotentReplay.
+    non-admin naming another sender, an auditor), IdempotencyKeyReusedError; IdempotentReplay.
     """
+    ensure_may_change(actor)
     if not 1 <= len(items) <= MAX_ITEMS:
         raise ValidationFailedError(details={"items": [f"Send between 1 and {MAX_ITEMS} items."]})
     if not actor.is_admin and any(i.from_user_id not in (None, actor.pk) for i in items):

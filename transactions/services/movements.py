@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head
 from balances.locks import LockedSet, lock_balances, lock_balances_after
@@ -40,6 +41,7 @@ from wallet_project.errors import (
     InsufficientFundsError,
     InvalidStateError,
     NotFoundError,
+    PermissionDeniedError,
     SameAccountError,
 )
 
@@ -268,7 +270,9 @@ def _move(
 
     The transaction is built before the locks and stamped with their clock after: what
     needs no locked value is done before the balances are locked, not while they are held.
+    Raises PermissionDeniedError for an auditor.
     """
+    ensure_may_change(actor)
     txn = new_transaction(
         kind=kind,
         actor=actor,
@@ -439,8 +443,11 @@ def reverse(
     Locks the original transaction row, then the balances in primary-key order. Reversal is
     a compliance operation, so it is allowed on inactive (frozen) accounts.
     Raises NotFoundError, ConflictError (already reversed), InvalidStateError (not completed,
-    or a reversal), InsufficientFundsError (the recipient no longer has the money).
+    or a reversal), InsufficientFundsError (the recipient no longer has the money),
+    PermissionDeniedError (the actor is not an admin).
     """
+    if not actor.is_admin:
+        raise PermissionDeniedError("Only an admin may reverse a transaction.")
     claim_idempotency_key(idempotency=idempotency)
     original = lock_transaction(transaction_id=transaction_id)
     if original.status == TransactionStatus.REVERSED:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import add_events, chain_head
 from transactions.idempotency import (
@@ -127,8 +128,9 @@ def create_pending(
     Writes the transaction row, its `transaction.created` event (chain `txn:<id>`) and the
     idempotency response in one statement; locks no balance (funds are checked by the
     worker). Raises SameAccountError, ValidationFailedError (parties do not fit `kind`),
-    IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
+    IdempotencyKeyReusedError, PermissionDeniedError (an auditor); IdempotentReplay.
     """
+    ensure_may_change(actor)
     from_user_id, to_user_id = _parties(kind=kind, from_user=from_user, to_user=to_user)
     claim_idempotency_key(idempotency=idempotency)
     now = database_now()

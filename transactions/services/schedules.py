@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import record_event
 from transactions.idempotency import (
@@ -157,8 +158,9 @@ def create_schedule(
     Locks nothing (the row is new). Raises PermissionDeniedError (a non-admin scheduling
     for someone else), SameAccountError, AccountInactiveError, ValidationFailedError
     (`run_at` in the past, `end_at` without interval or before `run_at`),
-    IdempotencyKeyReusedError; IdempotentReplay for a repeated key.
+    IdempotencyKeyReusedError; IdempotentReplay for a repeated key. An auditor is refused.
     """
+    ensure_may_change(actor)
     if sender.pk != actor.pk and not actor.is_admin:
         raise PermissionDeniedError("Only an admin may schedule transfers for another user.")
     if sender.pk == recipient.pk:
@@ -210,6 +212,7 @@ def _lock_schedule(*, schedule_id: object) -> ScheduledTransfer:
 
 
 def _ensure_may_change(*, actor: User, schedule: ScheduledTransfer) -> None:
+    ensure_may_change(actor)
     if not actor.is_admin and actor.pk != schedule.from_user_id:
         raise PermissionDeniedError("Only the sender or an admin may change this schedule.")
 
