@@ -65,7 +65,7 @@ migrate: venv
 
 worker: venv
 	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && \
-	$(VENV)/bin/celery -A wallet_project worker -Q transactions,scheduled,maintenance -l INFO
+	$(VENV)/bin/celery -A wallet_project worker -l INFO
 
 beat: venv
 	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && \

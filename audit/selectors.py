@@ -2,9 +2,10 @@
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import QuerySet
 
-from audit.models import AuditLog, ReconciliationRun
+from audit.models import AuditLog, AuditSeal, ReconciliationRun
 from wallet_project.errors import NotFoundError
 
 
@@ -54,3 +55,19 @@ def latest_reconciliation_summary() -> dict | None:
         "checks": run.checks,
         "problems": len(run.problems),
     }
+
+
+def oldest_unsealed_event_at() -> datetime | None:
+    """When the oldest event no seal covers yet was written (None: everything is sealed).
+
+    The first event at or after the last seal's horizon in `(txid, id)` order: one
+    index lookup, whatever the stream's length.
+    """
+    last = AuditSeal.objects.order_by("-id").values_list("xid_to", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT created_at FROM audit_logs WHERE txid >= %s ORDER BY txid, id LIMIT 1",
+            [last or 0],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None

@@ -92,11 +92,14 @@ proc_name = "wallet-api"
 # Prometheus: each worker is a process with its own counters. With PROMETHEUS_MULTIPROC_DIR
 # set, prometheus_client writes them to files there and /metrics sums them over workers.
 def on_starting(server) -> None:
-    """Start every deployment with an empty metrics directory (stale files would add up)."""
+    """Start every deployment with no metrics files (stale ones would add up).
+
+    Each worker creates the directory again when it loads the settings, before its first
+    metric (wallet_project/settings.py).
+    """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         shutil.rmtree(directory, ignore_errors=True)
-        Path(directory).mkdir(parents=True, exist_ok=True)
 
 
 def child_exit(server, worker) -> None:

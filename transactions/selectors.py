@@ -1,15 +1,18 @@
 """Reads of transactions, scoped to the viewer."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Min, Prefetch, Q, QuerySet
 
 from accounts.models import User
+from audit.selectors import oldest_unsealed_event_at
 from transactions.models import (
+    BatchStatus,
     ScheduledRun,
     ScheduledTransfer,
+    ScheduleStatus,
     Transaction,
     TransferBatch,
     TransferBatchItem,
@@ -101,13 +104,19 @@ def list_batch_item_results(*, batch_id: object) -> list[tuple]:
     )
 
 
-def list_schedules_for_viewer(*, viewer: User) -> QuerySet[ScheduledTransfer]:
-    """Scheduled transfers the viewer sends (or all, for admins and auditors), with runs."""
+def list_schedules_for_viewer(
+    *, viewer: User, user_id: int | None = None
+) -> QuerySet[ScheduledTransfer]:
+    """Scheduled transfers the viewer sends (or all, for admins and auditors), with runs.
+
+    With `user_id`, only that sender's; naming another user is for admins and auditors
+    (PermissionDeniedError otherwise), as for every read that takes a `user_id`.
+    """
     qs = ScheduledTransfer.objects.prefetch_related(
         Prefetch("runs", queryset=ScheduledRun.objects.order_by("run_number"))
     )
-    if not viewer.can_read_all:
-        qs = qs.filter(from_user_id=viewer.pk)
+    if user_id is not None or not viewer.can_read_all:
+        qs = qs.filter(from_user_id=resolve_subject_user_id(viewer=viewer, requested=user_id))
     return qs.order_by("-created_at", "-id")
 
 
@@ -117,3 +126,49 @@ def get_schedule_for_viewer(*, viewer: User, schedule_id: object) -> ScheduledTr
         return list_schedules_for_viewer(viewer=viewer).get(pk=schedule_id)
     except (ScheduledTransfer.DoesNotExist, ValueError, TypeError, DjangoValidationError):
         raise NotFoundError("No such scheduled transfer.") from None
+
+
+def _lag(since: datetime | None, now: datetime) -> float:
+    return round((now - since).total_seconds(), 1) if since else 0.0
+
+
+def background_stalls(*, now: datetime, stall_after: timedelta) -> dict[str, dict]:
+    """Background work that made no progress for `stall_after`, one entry per kind.
+
+    - `scheduler`: active schedules due for longer than that and not yet run (beat or the
+      `scheduled` queue's workers are missing);
+    - `audit_sealing`: the oldest event no seal covers is older than that (the
+      `maintenance` queue is not served, or a transaction has been open that long);
+    - `batches`: pending or processing batches whose progress stopped that long ago.
+
+    Each has `status` (`ok` or the stall's name), a count or lag, and the oldest instant.
+    Three index lookups (the due, unsealed and unfinished partial indexes).
+    """
+    cutoff = now - stall_after
+    due = ScheduledTransfer.objects.filter(
+        status=ScheduleStatus.ACTIVE, next_run_at__lt=cutoff
+    ).aggregate(count=Count("id"), oldest=Min("next_run_at"))
+    unsealed_at = oldest_unsealed_event_at()
+    batches = TransferBatch.objects.filter(
+        status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING], updated_at__lt=cutoff
+    ).aggregate(count=Count("id"), oldest=Min("updated_at"))
+    sealing_behind = unsealed_at is not None and unsealed_at < cutoff
+    return {
+        "scheduler": {
+            "status": "overdue" if due["count"] else "ok",
+            "overdue_schedules": due["count"],
+            "oldest_due_at": due["oldest"],
+            "late_seconds": _lag(due["oldest"], now),
+        },
+        "audit_sealing": {
+            "status": "behind" if sealing_behind else "ok",
+            "oldest_unsealed_at": unsealed_at,
+            "lag_seconds": _lag(unsealed_at, now),
+        },
+        "batches": {
+            "status": "stalled" if batches["count"] else "ok",
+            "stalled_batches": batches["count"],
+            "oldest_progress_at": batches["oldest"],
+            "idle_seconds": _lag(batches["oldest"], now),
+        },
+    }

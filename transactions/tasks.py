@@ -10,6 +10,7 @@ of the settings): `transactions.*`, `scheduled.*`, `maintenance.*`.
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 # Work untouched for this long is presumed lost (a message dropped by a broker outage).
@@ -85,10 +86,13 @@ def requeue_stale_pending() -> int:
 
 @shared_task(name="maintenance.resume_stalled_batches", **RETRY)
 def resume_stalled_batches() -> int:
-    """Start again batches with no progress for a while (their messages were lost)."""
+    """Start again batches with no progress for STALL_AFTER_SECONDS (a worker died mid-chunk,
+    or their messages were lost). Chunks already applied are skipped: items apply once."""
     from transactions import services
 
-    return services.resume_stalled_batches(older_than=STALE_AFTER)
+    return services.resume_stalled_batches(
+        older_than=timedelta(seconds=settings.STALL_AFTER_SECONDS)
+    )
 
 
 @shared_task(name="maintenance.requeue_stale_runs", **RETRY)

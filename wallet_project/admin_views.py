@@ -39,6 +39,7 @@ from transactions.selectors_admin import (
 )
 from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
+from wallet_project.health import background_stalls
 
 # ---------------------------------------------------------------- login
 
@@ -413,6 +414,7 @@ class DashboardView(TemplateView):
         pending = list_pending_transactions(limit=10)
         now = timezone.now()
         reconciliation = _reconciliation()
+        background = background_stalls()
         return {
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(request),
@@ -443,6 +445,9 @@ class DashboardView(TemplateView):
             "reconciliation": reconciliation,
             "audit_chain": (reconciliation or {}).get("checks", {}).get("audit_chain"),
             "audit_trail": _audit_trail_status(),
+            "background": background,
+            "background_ok": bool(background)
+            and all(stall["status"] == "ok" for stall in background.values()),
         }
 
 

@@ -1,10 +1,10 @@
 """The Celery app: the worker pool for async, batch and scheduled work.
 
 Queues: `transactions` (async movements, batches), `scheduled` (the scheduler and its
-runs), `maintenance` (expiry, stale-work sweeps, counters, reconciliation); routes and the
-beat schedule are in the Celery section of the settings. Start a worker with
-`celery -A wallet_project worker -Q transactions,scheduled,maintenance` and one beat with
-`celery -A wallet_project beat`.
+runs), `maintenance` (expiry, stale-work sweeps, counters, sealing, reconciliation); the
+queues (`task_queues`), routes and the beat schedule are in the Celery section of the
+settings. `celery -A wallet_project worker` consumes every queue; `-Q` picks some, for
+operators who split the work between workers. Run one `celery -A wallet_project beat`.
 """
 
 import os

@@ -2,12 +2,14 @@
 
 import hmac
 import os
+from datetime import timedelta
 
 import prometheus_client
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_safe
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.metrics import MetricWrapperBase
@@ -52,6 +54,19 @@ def _broker_state() -> str:
         return "down"
 
 
+def background_stalls() -> dict[str, dict] | None:
+    """Stalled background work (see `transactions.selectors.background_stalls`); None when
+    the database cannot say."""
+    try:
+        from transactions.selectors import background_stalls as stalls
+
+        return stalls(
+            now=timezone.now(), stall_after=timedelta(seconds=settings.STALL_AFTER_SECONDS)
+        )
+    except Exception:
+        return None
+
+
 def _reconciliation() -> dict | None:
     try:
         from audit.selectors import latest_reconciliation_summary
@@ -65,8 +80,10 @@ def _reconciliation() -> dict | None:
 def ready(request):
     """Whether this instance should get traffic: database and cache are required, the broker not.
 
-    `503` with status `down` when a required component is down; `degraded` when only the
-    broker is (requests work, async work waits).
+    `503` with status `down` when a required component is down. `degraded` (still `200`:
+    requests work) when the broker is down, or background work has stalled for
+    STALL_AFTER_SECONDS: schedules overdue, the audit stream's unsealed tail too old, a
+    batch without progress (`details.background` says which, and since when).
     """
     components = {
         "database": "ok" if _database_ok() else "down",
@@ -74,16 +91,23 @@ def ready(request):
         "broker": _broker_state(),
     }
     required_down = components["database"] == "down" or components["cache"] == "down"
+    details: dict = {}
+    stalls = background_stalls() if components["database"] == "ok" else None
+    if stalls is not None:
+        components.update({name: stall["status"] for name, stall in stalls.items()})
+        details["background"] = stalls
     if required_down:
         state = "down"
-    elif components["broker"] == "down":
+    elif any(value not in ("ok", "disabled") for value in components.values()):
         state = "degraded"
     else:
         state = "ok"
-    body = {"status": state, "components": components}
-    details = _reconciliation()
-    if details is not None:
-        body["details"] = {"reconciliation": details}
+    body: dict = {"status": state, "components": components}
+    reconciliation = _reconciliation()
+    if reconciliation is not None:
+        details["reconciliation"] = reconciliation
+    if details:
+        body["details"] = details
     return JsonResponse(body, status=503 if required_down else 200)
 
 

@@ -183,8 +183,6 @@ def run(port: str) -> int:
             [
                 *celery,
                 "worker",
-                "-Q",
-                "transactions,scheduled,maintenance",
                 "--concurrency",
                 "2",
                 "--loglevel",

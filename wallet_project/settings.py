@@ -6,6 +6,7 @@ from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 # ---------------------------------------------------------------- environment
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -16,6 +17,14 @@ if (BASE_DIR / ".env").exists():
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 IS_PRODUCTION = DJANGO_ENV == "production"
 INSECURE_SECRET_KEY = "django-insecure-development-only-key-change-me"  # noqa: S105
+
+# Prometheus multiprocess mode: with this set, every process (gunicorn workers, migrate, the
+# Celery worker and beat) keeps its metrics in files there, and the first metric it records
+# (a database query's) fails if the directory is missing. A container's /tmp starts empty,
+# so each process creates it here, before any metric exists.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # ---------------------------------------------------------------- core Django
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET_KEY)
@@ -60,6 +69,7 @@ INSTALLED_APPS = [
     "django_filters",
     "corsheaders",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from the app
     "django_prometheus",
     "accounts",
     "balances",
@@ -155,7 +165,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.AuditorsReadOnly"],
     "DEFAULT_PARSER_CLASSES": ["wallet_project.parsers.DecimalJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -203,6 +213,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # Swagger UI and Redoc load their scripts, styles and icon from the app's own static
+    # files (drf-spectacular-sidecar), never a CDN: the docs work offline and need no
+    # third-party origin in a Content-Security-Policy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "APPEND_COMPONENTS": {
         "securitySchemes": {"Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
@@ -244,6 +260,10 @@ if IS_PRODUCTION:
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 
 # ---------------------------------------------------------------- Celery
+# Background work that made no progress for this long is stalled: due schedules not yet run,
+# an unsealed audit tail, a batch without progress. /health/ready and the console's
+# dashboard report it, and a stalled batch is started again.
+STALL_AFTER_SECONDS = env.float("STALL_AFTER_SECONDS", default=60.0)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their outcome in the database
@@ -258,6 +278,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_DEFAULT_QUEUE = "transactions"
+# The queues a worker consumes when started without `-Q`: all of them, so a plain
+# `celery -A wallet_project worker` runs every kind of work. Operators who split the work
+# name queues with `-Q` (one worker `-Q transactions`, another `-Q scheduled,maintenance`).
+CELERY_TASK_QUEUES = [Queue(name) for name in ("transactions", "scheduled", "maintenance")]
 CELERY_TASK_ROUTES = {
     "transactions.*": {"queue": "transactions"},
     "scheduled.*": {"queue": "scheduled"},
@@ -279,10 +303,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "maintenance.requeue_stale_pending",
         "schedule": 60.0,
     },
-    # Every minute: start again batches that made no progress for two minutes.
+    # Every quarter of STALL_AFTER_SECONDS (15 s by default): start again the batches that
+    # made no progress for STALL_AFTER_SECONDS (a worker died in the middle of a chunk).
     "maintenance.resume_stalled_batches": {
         "task": "maintenance.resume_stalled_batches",
-        "schedule": 60.0,
+        "schedule": max(STALL_AFTER_SECONDS / 4, 1.0),
+        "options": {"expires": max(STALL_AFTER_SECONDS / 4, 1.0)},
     },
     # Every minute: queue again scheduled runs claimed but never finished.
     "maintenance.requeue_stale_runs": {

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 # rows, a filter's choices from a small table, the date range's bounds...).
 PAGES = {
     "/admin/": 5,
-    "/admin/dashboard/": 9,
+    "/admin/dashboard/": 13,
     "/admin/accounts/user/": 5,
     "/admin/transactions/transaction/": 6,
     "/admin/transactions/scheduledtransfer/": 6,

@@ -1,8 +1,11 @@
-"""The docker/ folder: every setting documented, the compose stack complete, gunicorn draining."""
+"""The docker/ folder: every setting documented, the compose stack complete, gunicorn draining,
+and every service of the image getting past start-up with the container's environment."""
 
 import json
 import os
 import re
+import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -10,10 +13,18 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
+from django.db import connection
+
+from transactions import services, tasks
+from transactions.models import Transaction, TransactionStatus, TransactionType
+from wallet_project.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -31,6 +42,12 @@ def _documented_variables() -> set[str]:
 
 def _compose() -> dict:
     return yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+
+
+def _runtime_instructions() -> list[str]:
+    """The instructions of the Dockerfile's last stage (the image that runs), one a line."""
+    runtime = (DOCKER / "Dockerfile").read_text().split("\nFROM ")[-1]
+    return runtime.replace("\\\n", " ").splitlines()
 
 
 def _seconds(duration: str) -> int:
@@ -56,7 +73,7 @@ def test_env_example_lists_every_variable_the_compose_file_and_gunicorn_read():
     gunicorn = (DOCKER / "gunicorn.conf.py").read_text()
     read = set(COMPOSE_VARIABLE.findall(compose))
     read |= set(re.findall(r"""_int\(\s*["']([A-Z0-9_]+)["']""", gunicorn))
-    read |= set(OS_ENV_READ.findall(gunicorn)) - {"PROMETHEUS_MULTIPROC_DIR"}
+    read |= set(OS_ENV_READ.findall(gunicorn))
     # when
     missing = read - _documented_variables()
     # then
@@ -169,6 +186,17 @@ def test_the_image_is_multi_stage_non_root_and_runs_gunicorn_with_the_config():
     assert "STOPSIGNAL SIGTERM" in dockerfile
 
 
+def test_the_image_build_leaves_no_metrics_directory_behind():
+    # given: the build steps that load the settings (which create the metrics directory)
+    steps = [
+        line for line in _runtime_instructions() if line.startswith("RUN ") and "manage.py" in line
+    ]
+    # then: they run without one, so no root-owned /tmp/prometheus ships in the image
+    assert steps
+    for step in steps:
+        assert re.search(r"\bPROMETHEUS_MULTIPROC_DIR=(\s|$)", step), step
+
+
 def test_the_gunicorn_config_is_valid_and_reads_its_workers_from_the_environment():
     # when
     result = subprocess.run(
@@ -262,3 +290,282 @@ def test_gunicorn_drains_an_in_flight_request_on_sigterm(tmp_path):
             server.kill()
             server.wait(timeout=10)
         log.close()
+
+
+# ---------------------------------------------------------------- the services, as the container runs them
+#
+# No container engine here: each compose service's command runs as a process on this host,
+# from the repository root (the image's WORKDIR), with the environment the container gets:
+# the image's ENV lines, docker/.env (made from .env.example), then the service's own
+# `environment`. Only what a container sees differently is translated: /opt/venv is this
+# virtualenv, /tmp is a fresh empty directory (the container's /tmp is an empty tmpfs), the
+# `postgres` and `redis` service addresses are the test database and the test Redis, and
+# the API listens on a free port.
+
+CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's path, translated below, never used here
+CONTAINER_VENV = "/opt/venv"
+SERVICE_HOSTS = re.compile(r"^\w+://(?:[^/@]*@)?(postgres|redis):\d+/")
+QUEUES = ("transactions", "scheduled", "maintenance")
+COMPOSE_INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
+
+
+def _image_environment() -> dict[str, str]:
+    """The ENV instructions of the image that runs, in order."""
+    environment: dict[str, str] = {}
+    for line in _runtime_instructions():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line.removeprefix("ENV ")):
+                name, _, value = pair.partition("=")
+                environment[name] = value
+    return environment
+
+
+def _env_file() -> dict[str, str]:
+    """docker/.env as the README makes it: .env.example with its secrets set.
+
+    Two commented defaults are uncommented with smaller values, to start fewer processes.
+    """
+    text = (DOCKER / ".env.example").read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+    values |= {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+        "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "GUNICORN_WORKERS": "2",
+        "CELERY_WORKER_CONCURRENCY": "2",
+    }
+    return values
+
+
+def _interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's `${NAME}`, `${NAME:-default}` and `${NAME:?message}`, from `variables`."""
+
+    def substitute(match: re.Match) -> str:
+        name, operator, argument = match.groups()
+        if variables.get(name):
+            return variables[name]
+        assert operator == ":-", f"compose needs {name}: {argument}"
+        return argument
+
+    return COMPOSE_INTERPOLATION.sub(substitute, value)
+
+
+def _on_this_host(value: str, *, tmp: Path) -> str:
+    """A value naming container paths, naming this host's equivalents instead."""
+    value = value.replace(CONTAINER_VENV, sys.prefix).replace("$PATH", os.environ["PATH"])
+    if value == CONTAINER_TMP or value.startswith(f"{CONTAINER_TMP}/"):
+        value = str(tmp) + value.removeprefix(CONTAINER_TMP)
+    return value
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"], safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "localhost", safe="")
+    return f"postgres://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Stack:
+    """The compose file's application services, run as processes with their container's view."""
+
+    def __init__(self, *, tmp_path: Path, test_services: dict[str, str], port: int) -> None:
+        self.tmp = tmp_path / "tmp"
+        self.tmp.mkdir()
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.test_services = test_services
+        self.port = port
+        self.env_file = _env_file()
+        self.compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def command(self, service: str) -> list[str]:
+        command = self.compose["services"][service]["command"]
+        return [_on_this_host(_interpolate(arg, self.env_file), tmp=self.tmp) for arg in command]
+
+    def environment(self, service: str) -> dict[str, str]:
+        definition = self.compose["services"][service]
+        assert definition["env_file"] == ".env"
+        environment = {
+            name: _on_this_host(value, tmp=self.tmp) for name, value in _image_environment().items()
+        }
+        environment |= self.env_file
+        for name, value in definition["environment"].items():
+            value = _interpolate(str(value), self.env_file)
+            if SERVICE_HOSTS.match(value):
+                assert name in self.test_services, f"{name}={value}: which test service is it?"
+                value = self.test_services[name]
+            environment[name] = value
+        environment["PORT"] = str(self.port)
+        return environment
+
+    def log(self, service: str) -> str:
+        path = self.logs / f"{service}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def run(self, service: str, *, timeout: float) -> subprocess.CompletedProcess:
+        """Run a one-shot service to its end."""
+        with (self.logs / f"{service}.log").open("wb") as log:
+            return subprocess.run(
+                self.command(service),
+                cwd=ROOT,
+                env=self.environment(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+
+    def start(self, service: str) -> None:
+        with (self.logs / f"{service}.log").open("wb") as log:
+            self.running[service] = subprocess.Popen(
+                self.command(service),
+                cwd=ROOT,
+                env=self.environment(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group: SIGKILL reaches the pool's children
+            )
+
+    def wait_for(self, what: str, condition: Callable[[], object], *, timeout: float = 30):
+        """Poll `condition` until it holds; fail early, with the logs, if a service died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            dead = {name: p.returncode for name, p in self.running.items() if p.poll() is not None}
+            if dead or time.monotonic() > deadline:
+                reason = f"exited: {dead}" if dead else f"not within {timeout} s"
+                raise AssertionError(f"{what}: {reason}\n{self.tails()}")
+            time.sleep(0.2)
+
+    def stop(self, service: str, *, timeout: float = 30) -> int:
+        """Stop a service as `docker compose stop` does: its stop signal, then SIGKILL."""
+        process = self.running[service]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            return process.wait(timeout=10)
+
+    def tails(self, lines: int = 15) -> str:
+        return "\n".join(
+            f"--- {path.stem}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in sorted(self.logs.glob("*.log"))
+        )
+
+
+def _purge_queues() -> None:
+    with celery_app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            conn.default_channel.queue_purge(queue)
+
+
+@pytest.fixture
+def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
+    """The stack against the test database and Redis; this process publishes for real."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_always_eager = False
+    _purge_queues()
+    started = Stack(
+        tmp_path=tmp_path,
+        test_services={
+            "DATABASE_URL": _test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        },
+        port=_free_port(),
+    )
+    try:
+        yield started
+    finally:
+        for service in list(started.running):
+            started.stop(service, timeout=20)
+        _purge_queues()
+        celery_app.conf.task_always_eager = True
+
+
+def _task_succeeded(log: str, name: str) -> bool:
+    return re.search(rf"Task {re.escape(name)}\[[0-9a-f-]+\] succeeded", log) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.celery_worker
+def test_every_service_of_the_image_gets_past_start_up(stack, admin_user, user, settings):
+    # given: the container's environment, an empty /tmp, and the queues the settings route to
+    environment = stack.environment("worker")
+    assert environment["DJANGO_ENV"] == "production"
+    metrics_dir = Path(environment["PROMETHEUS_MULTIPROC_DIR"])
+    assert metrics_dir.is_relative_to(stack.tmp)
+    assert not metrics_dir.exists()
+    declared = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    declared |= {queue.name for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or ()}
+    assert declared == set(QUEUES), "give the new queue a task below"
+
+    # when: migrate runs to its end, then the API, the worker and beat start
+    migrate = stack.run("migrate", timeout=60)
+    assert migrate.returncode == 0, stack.tails()
+    for service in ("app", "worker", "beat"):
+        stack.start(service)
+
+    # then: the worker is ready and does database work from every queue
+    stack.wait_for("worker ready", lambda: " ready." in stack.log("worker"))
+    txn = services.create_pending(
+        actor=admin_user,
+        kind=TransactionType.CREDIT,
+        from_user=None,
+        to_user=user,
+        amount=Decimal("5.00"),
+        currency="USD",
+    )
+    tasks.rebuild_stats.delay()
+    stack.wait_for(
+        "a pending credit completed by the worker (queue transactions)",
+        lambda: Transaction.objects.get(pk=txn.pk).status == TransactionStatus.COMPLETED,
+    )
+    stack.wait_for(
+        "maintenance.rebuild_stats run by the worker (queue maintenance)",
+        lambda: _task_succeeded(stack.log("worker"), "maintenance.rebuild_stats"),
+    )
+    # and: beat started and sent a task, which the worker ran
+    stack.wait_for("beat started", lambda: "beat: Starting" in stack.log("beat"))
+    stack.wait_for(
+        "beat sent scheduled.run_due_schedules",
+        lambda: "Sending due task scheduled.run_due_schedules" in stack.log("beat"),
+    )
+    stack.wait_for(
+        "scheduled.run_due_schedules run by the worker (queue scheduled)",
+        lambda: _task_succeeded(stack.log("worker"), "scheduled.run_due_schedules"),
+    )
+    # and: the API is ready and its metrics are summed over its workers
+    base = f"http://127.0.0.1:{stack.port}"
+
+    def ready() -> dict | None:
+        try:
+            status, body = _get(f"{base}/health/ready", timeout=3)
+        except OSError:
+            return None
+        return json.loads(body) if status == 200 else None
+
+    readiness = stack.wait_for("the API ready", ready)
+    assert readiness["status"] == "ok"
+    assert set(readiness["components"].values()) == {"ok"}
+    assert {"database", "cache", "broker"} <= set(readiness["components"])
+    status, metrics = _get(f"{base}/metrics")
+    assert status == 200
+    assert b"django_db_execute_total" in metrics
+    assert metrics_dir.is_dir()
+
+    # when: the stack is stopped
+    exit_codes = {service: stack.stop(service) for service in ("beat", "worker", "app")}
+    # then: every service stopped cleanly, having logged no crash
+    assert exit_codes == {"beat": 0, "worker": 0, "app": 0}, stack.tails()
+    for service in ("migrate", "app", "worker", "beat"):
+        assert "Traceback" not in stack.log(service), stack.tails(40)
