@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, TypeVar
 
-from django.db import OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from psycopg import pq
 
-from wallet_project.errors import ServiceUnavailableError
+from wallet_project.errors import DatabaseUnavailableError, ServiceUnavailableError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +25,21 @@ MAX_ATTEMPTS = 5
 def is_lock_conflict(exc: BaseException) -> bool:
     cause = exc.__cause__ or exc
     return getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def database_unavailable(exc: BaseException) -> DatabaseUnavailableError | None:
+    """The 503 for a database error that is the database's state, not the request's.
+
+    `OperationalError` is what PostgreSQL and the driver raise when the server cannot serve
+    (connection refused or lost, shutting down, too many connections, a statement timeout,
+    a lock conflict that outlived its retries); `InterfaceError`, a connection already closed.
+    A request that meets one is safe to retry. Constraint violations and bad SQL are not
+    among them: they stay what they are.
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable", extra={"error": type(exc.__cause__ or exc).__name__})
+        return DatabaseUnavailableError()
+    return None
 
 
 def retry_on_lock_conflict(func: Callable[P, R]) -> Callable[P, R]:

@@ -1,4 +1,4 @@
-"""The error table of API.md as classes: every refusal the API can give."""
+"""The error table of docs/api.md as classes: every refusal the API can give."""
 
 from typing import Any
 
@@ -141,6 +141,23 @@ class ThrottledError(WalletError):
 
 
 class ServiceUnavailableError(WalletError):
+    """A dependency is down or overloaded; answered with `Retry-After` (seconds)."""
+
     code = "service_unavailable"
     http_status = 503
     message = "The service is temporarily unavailable; retry later."
+    retry_after = 2
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database refused or lost the connection (a restart, a failover, an overload).
+
+    Nothing was decided: the request either never ran or was rolled back, except for a
+    connection lost during COMMIT, whose outcome only a retry under the same
+    `Idempotency-Key` can tell (it replays the result, or runs the request once).
+    """
+
+    message = "The database is unavailable; retry with the same Idempotency-Key."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        super().__init__(message, details={"retryable": True, **(details or {})})

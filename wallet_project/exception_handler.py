@@ -1,4 +1,4 @@
-"""The one DRF exception handler: every error becomes the API.md envelope.
+"""The one DRF exception handler: every error becomes the docs/api.md envelope.
 
 `WalletError`s map directly. DRF exceptions map by their `default_code` (`parse_error` is
 `malformed_json`, an authentication failure is `invalid_token` unless its code says
@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from wallet_project import errors
+from wallet_project.db import database_unavailable
 from wallet_project.envelope import STATUS_ERRORS, error_body
 
 logger = logging.getLogger("wallet.errors")
@@ -70,10 +71,13 @@ def _validation_details(detail: Any) -> dict:
 
 def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any], dict[str, str]]:
     """(status, code, message, details, headers) of any exception."""
+    exc = database_unavailable(exc) or exc
     if isinstance(exc, errors.WalletError):
         headers = {}
         if exc.http_status == 429:
             headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        if isinstance(exc, errors.ServiceUnavailableError):
+            headers["Retry-After"] = str(exc.retry_after)
         return exc.http_status, exc.code, exc.message, exc.details, headers
     if isinstance(exc, Http404):
         return 404, "not_found", errors.NotFoundError.message, {}, {}

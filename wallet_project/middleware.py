@@ -12,6 +12,7 @@ from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404
 
+from wallet_project.db import database_unavailable
 from wallet_project.envelope import error_response, error_response_for_status
 from wallet_project.request_context import (
     accept_or_new_request_id,
@@ -128,6 +129,16 @@ class RequestIdMiddleware:
 
         The admin console keeps Django's own pages (handler404/500 still apply there).
         """
+        unavailable = database_unavailable(exception)
+        if unavailable is not None:
+            response = error_response(
+                status=unavailable.http_status,
+                code=unavailable.code,
+                message=unavailable.message,
+                details=unavailable.details,
+            )
+            response["Retry-After"] = str(unavailable.retry_after)
+            return response
         if is_console_request(request):
             return None
         for exception_class, status in _DJANGO_REFUSALS:

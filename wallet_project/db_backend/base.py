@@ -5,13 +5,16 @@ With `CONN_HEALTH_CHECKS`, Django runs `SELECT 1` before the first query of ever
 that reuses a connection: one round trip per request. What the check catches is a
 connection that went stale while idle (a server restart, a dropped TCP session). Here a
 connection idle for less than `HEALTH_CHECK_AFTER_IDLE` seconds since its previous request
-(and that met no database error there) is trusted; one idle for longer is checked as before.
+(and that met no database error there, and on which the server has sent nothing, as it does
+when it ends the session) is trusted; one idle for longer is checked as before.
 """
 
 import functools
+import select
 import time
 from timeit import default_timer
 
+import psycopg
 from django.db.backends.postgresql import base as postgresql
 from django_prometheus.db import (
     errors_total,
@@ -86,7 +89,18 @@ class DatabaseWrapper(instrumented.DatabaseWrapper):
         super().close_if_unusable_or_obsolete()
         limit = self.settings_dict.get("HEALTH_CHECK_AFTER_IDLE", 0)
         if self.connection is not None and not errors and idle is not None and idle < limit:
-            self.health_check_done = True
+            self.health_check_done = not self._server_spoke()
+
+    def _server_spoke(self) -> bool:
+        """Whether the server sent something on this idle connection: a server shutting down
+        sends each session a FATAL message and closes it, which is then readable. One
+        non-blocking poll(2), no round trip; an unreadable socket is trusted as before."""
+        try:
+            poller = select.poll()
+            poller.register(self.connection.fileno(), select.POLLIN | select.POLLHUP)
+            return bool(poller.poll(0))
+        except (OSError, ValueError, psycopg.Error):
+            return True
 
     def close(self) -> None:
         super().close()
