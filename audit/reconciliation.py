@@ -64,7 +64,7 @@ def _chain_problems(cursor) -> tuple[str, list[dict]]:
         SELECT b.id FROM balances b
         LEFT JOIN LATERAL (SELECT hash FROM audit_logs a WHERE a.chain = 'balance:' || b.id
                            ORDER BY a.id DESC LIMIT 1) h ON true
-        WHERE b.entry_count > 0 AND h.hash IS DISTINCT FROM b.head_hash
+        WHERE (b.entry_count > 0 OR b.head_hash <> '') AND h.hash IS DISTINCT FROM b.head_hash
         LIMIT 50
         """
     )

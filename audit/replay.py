@@ -1,7 +1,9 @@
 """Event sourcing: rebuild balances and their history from the audit stream alone.
 
-The `balance.changed` events carry (user, currency, delta, balance after, transaction, seq).
-Replaying them into scratch tables gives every balance and its whole history without reading
+The `balance.changed` events carry (user, currency, delta, balance after, transaction, seq);
+`balance.opened` marks the creation of a balance row (seq 0, nothing moved yet), so a
+balance that never received money (its first movement failed) still replays. Replaying
+them into scratch tables gives every balance and its whole history without reading
 `balances` or `balance_entries`; the report compares both with the live tables.
 """
 
@@ -32,6 +34,14 @@ FROM audit_logs
 WHERE action = 'balance.changed' AND id > %s AND id <= %s {until}
 """
 
+_OPENED = """
+CREATE TEMP TABLE replay_opened ON COMMIT DROP AS
+SELECT entity_id::bigint AS balance_id, (details->>'user_id')::bigint AS user_id,
+       details->>'currency' AS currency, hash, created_at
+FROM audit_logs WHERE action = 'balance.opened' {until}
+"""
+
+# A balance with money events ends at its newest one; one with only its opening event is 0.
 _BALANCES = """
 CREATE TEMP TABLE replay_balances ON COMMIT DROP AS
 SELECT DISTINCT ON (balance_id) balance_id, user_id, currency,
@@ -40,6 +50,13 @@ SELECT DISTINCT ON (balance_id) balance_id, user_id, currency,
 FROM replay_entries
 WINDOW w AS (PARTITION BY balance_id)
 ORDER BY balance_id, seq DESC
+"""
+
+_UNMOVED = """
+INSERT INTO replay_balances
+SELECT o.balance_id, o.user_id, o.currency, 0, 0, 0, o.hash, o.created_at
+FROM replay_opened o
+WHERE NOT EXISTS (SELECT 1 FROM replay_balances r WHERE r.balance_id = o.balance_id)
 """
 
 _RUNNING = """
@@ -57,7 +74,7 @@ SELECT coalesce(r.balance_id, b.id), coalesce(r.user_id, b.user_id),
        coalesce(r.currency, b.currency), r.amount, b.amount
 FROM replay_balances r FULL JOIN balances b ON b.id = r.balance_id
 WHERE b.amount IS DISTINCT FROM r.amount OR b.entry_count IS DISTINCT FROM r.entry_count
-      OR (b.entry_count > 0 AND b.head_hash IS DISTINCT FROM r.head_hash)
+      OR ((b.entry_count > 0 OR b.head_hash <> '') AND b.head_hash IS DISTINCT FROM r.head_hash)
 ORDER BY 1 LIMIT 100
 """
 
@@ -68,7 +85,7 @@ FROM replay_balances r FULL JOIN (
     SELECT DISTINCT ON (balance_id) balance_id, user_id, currency, balance_after
     FROM balance_entries WHERE balance_id IS NOT NULL AND created_at <= %s
     ORDER BY balance_id, created_at DESC, id DESC) l ON l.balance_id = r.balance_id
-WHERE l.balance_after IS DISTINCT FROM r.amount
+WHERE coalesce(l.balance_after, 0) IS DISTINCT FROM coalesce(r.amount, 0)
 ORDER BY 1 LIMIT 100
 """
 
@@ -135,11 +152,14 @@ def replay_balances(
     """
     report = ReplayReport(until=until)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS replay_entries, replay_balances")
+        cursor.execute("DROP TABLE IF EXISTS replay_entries, replay_balances, replay_opened")
         cursor.execute(_SCRATCH)
         report.events = _load_events(cursor, until=until, progress=progress)
         cursor.execute("CREATE INDEX ON replay_entries (balance_id, seq)")
         cursor.execute(_BALANCES)
+        opened_until = "AND created_at <= %s" if until else ""
+        cursor.execute(_OPENED.format(until=opened_until), [until] if until else [])
+        cursor.execute(_UNMOVED)
         cursor.execute("SELECT count(*) FROM replay_balances")
         report.balances = cursor.fetchone()[0]
         cursor.execute(_RUNNING)
@@ -179,7 +199,7 @@ def replay_balances(
             report.replayed = {(u, c): a for u, c, a in cursor.fetchall()}
         if rebuild and not until and report.balance_differences:
             report.rebuilt = _rebuild(cursor, report)
-        cursor.execute("DROP TABLE replay_entries, replay_balances")
+        cursor.execute("DROP TABLE replay_entries, replay_balances, replay_opened")
     return report
 
 

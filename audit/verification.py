@@ -85,7 +85,10 @@ def verify_audit_trail(
             if progress:
                 progress(len(rows))
         result.chains = len(heads)
-        cursor.execute("SELECT id, head_hash FROM balances WHERE entry_count > 0 ORDER BY id")
+        cursor.execute(
+            "SELECT id, head_hash FROM balances WHERE entry_count > 0 OR head_hash <> '' "
+            "ORDER BY id"
+        )
         for balance_id, head_hash in cursor.fetchall():
             if heads.get(f"balance:{balance_id}", GENESIS) != head_hash:
                 result.problems.append(

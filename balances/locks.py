@@ -13,7 +13,14 @@ from decimal import Decimal
 
 from django.db import connection
 
-from wallet_project.db import epoch_micros, from_epoch_micros, run_pipelined
+from audit.services import PendingEvent, add_events
+from wallet_project.db import (
+    StatementBatch,
+    epoch_micros,
+    from_epoch_micros,
+    rows_source,
+    run_pipelined,
+)
 
 
 @dataclass
@@ -55,13 +62,46 @@ ORDER BY b.id
 FOR UPDATE OF b
 """  # noqa: S608 - the one interpolation is a fixed expression
 
-_CREATE_SQL = """
+_CREATE_SQL = f"""
 INSERT INTO balances (user_id, currency, amount, entry_count, head_hash, created_at,
                       last_updated_at)
 SELECT v.user_id, v.currency, 0, 0, '', now(), now()
-FROM (VALUES {pairs}) v(user_id, currency) JOIN users u ON u.id = v.user_id
+FROM (VALUES {{pairs}}) v(user_id, currency) JOIN users u ON u.id = v.user_id
 ON CONFLICT (user_id, currency) DO NOTHING
-"""
+RETURNING id, user_id, currency, {epoch_micros("created_at")}
+"""  # noqa: S608 - the one interpolation is a fixed expression
+
+
+def _opened_events(created: list[tuple]) -> None:
+    """Write the `balance.opened` event of each balance row just created, and make it the
+    head of the row's chain (`balance:<id>`): every balance that exists has an event, so
+    replaying the stream finds every live balance, money or not.
+
+    Only for rows this transaction inserted (`RETURNING` names no row another transaction
+    created first), which it holds locked until it commits. One statement.
+    """
+    events = [
+        PendingEvent(
+            entity_type="balance",
+            entity_id=str(balance_id),
+            action="balance.opened",
+            details={"user_id": user_id, "currency": currency, "seq": 0},
+            actor_id=None,
+            created_at=from_epoch_micros(created_micros),
+            chain=f"balance:{balance_id}",
+        )
+        for balance_id, user_id, currency, created_micros in created
+    ]
+    statements = StatementBatch()
+    add_events(statements, events=events)
+    source, params = rows_source(
+        "v", [("id", "bigint"), ("head", "varchar")], [(int(e.entity_id), e.hash) for e in events]
+    )
+    statements.add(
+        f"UPDATE balances b SET head_hash = v.head FROM {source} WHERE b.id = v.id",  # noqa: S608
+        params,
+    )
+    statements.execute()
 
 
 def _lock_statement(keys: list[tuple[int, str]]) -> tuple[str, list]:
@@ -93,6 +133,9 @@ def _complete(
             if missing:
                 pairs = ", ".join(["(%s::bigint, %s::varchar)"] * len(missing))
                 cursor.execute(_CREATE_SQL.format(pairs=pairs), [v for k in missing for v in k])
+                created = cursor.fetchall()
+                if created:
+                    _opened_events(created)
                 found, now = _select(cursor, unique)
             if now is None:
                 cursor.execute("SELECT clock_timestamp()")

@@ -67,12 +67,14 @@ def test_balance_events_chain_under_the_balance_row(funded_user, other_user):
     balance = Balance.objects.get(user=sender, currency_id="USD")
     # when
     chain = list(AuditLog.objects.filter(chain=f"balance:{balance.pk}").order_by("id"))
-    # then
-    assert len(chain) == balance.entry_count == 4
+    # then: the row's opening event, then one event per entry
+    assert len(chain) == balance.entry_count + 1 == 5
     assert chain[0].prev_hash == GENESIS
+    assert chain[0].action == "balance.opened"
+    assert chain[0].details == {"user_id": sender.pk, "currency": "USD", "seq": 0}
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
     assert balance.head_hash == chain[-1].hash
-    assert [e.details["balance_after"] for e in chain] == ["50.00", "49.00", "47.00", "44.00"]
+    assert [e.details["balance_after"] for e in chain[1:]] == ["50.00", "49.00", "47.00", "44.00"]
 
 
 def test_chain_head_is_the_newest_event_of_that_chain_only(funded_user, other_user, admin_user):

@@ -373,7 +373,8 @@ def test_a_batch_continues_every_balance_chain_in_item_order(funded_user, atomic
     services.start_batch(batch_id=batch.pk)
     # then: each balance's events follow item order, link up, and end at the balance's head
     balance_a = Balance.objects.get(user=a, currency_id="USD")
-    chain = assert_chain_intact(f"balance:{balance_a.pk}")
+    opened, *chain = assert_chain_intact(f"balance:{balance_a.pk}")
+    assert opened.action == "balance.opened"
     assert [e.details["balance_after"] for e in chain] == [
         "50.00",
         "45.00",

@@ -115,10 +115,11 @@ def test_balance_events_form_one_chain_per_balance(user):
     usd_events = assert_chain_intact(f"balance:{usd.pk}")
     jpy_events = assert_chain_intact(f"balance:{jpy.pk}")
     # then
-    assert [e.details["seq"] for e in usd_events] == [1, 2, 3]
-    assert [e.details["balance_after"] for e in usd_events] == ["1.00", "3.00", "6.00"]
+    assert [e.details["seq"] for e in usd_events] == [0, 1, 2, 3]
+    assert [e.action for e in usd_events[:2]] == ["balance.opened", "balance.changed"]
+    assert [e.details["balance_after"] for e in usd_events[1:]] == ["1.00", "3.00", "6.00"]
     assert usd.head_hash == usd_events[-1].hash
-    assert [e.details["balance_after"] for e in jpy_events] == ["7"]
+    assert [e.details["balance_after"] for e in jpy_events[1:]] == ["7"]
     assert jpy.head_hash == jpy_events[-1].hash
 
 

@@ -53,7 +53,8 @@ def test_debit_extends_the_balance_chain(funded_user):
     # then
     balance = Balance.objects.get(user=owner)
     events = assert_chain_intact(f"balance:{balance.pk}")
-    assert [e.details["delta"] for e in events] == ["10.00", "-4.00"]
+    assert events[0].action == "balance.opened"
+    assert [e.details["delta"] for e in events[1:]] == ["10.00", "-4.00"]
     assert events[-1].details["transaction_id"] == str(txn.pk)
     assert balance.head_hash == events[-1].hash
     assert AuditLog.objects.filter(action="transaction.completed", entity_id=str(txn.pk)).exists()
