@@ -1,6 +1,6 @@
 """Bearer JWT authentication; a deactivated user's tokens stop working at once.
 
-Failures carry the `API.md` codes as their DRF `default_code`: `token_expired` for a genuine
+Failures carry the `docs/api.md` codes as their DRF `default_code`: `token_expired` for a genuine
 token past its expiry (the signature is checked first, so a forged token is never "expired"),
 `invalid_token` for everything else (bad signature, wrong token type, unknown or inactive
 user, a password changed since the token was issued).

@@ -2,7 +2,7 @@
 
 The DRF throttles keep their counters in the cache (Redis). Throttling protects the service;
 it must not take it down: when Redis is unreachable they let the request through (and say so
-in the log) instead of answering 500, as DESIGN.md asks of every Redis use.
+in the log) instead of answering 500, like every other use of Redis.
 """
 
 import logging

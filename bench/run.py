@@ -4,7 +4,7 @@
     BENCH_DURATION=20 make bench        # longer points
     .venv/bin/python bench/run.py --clients 1 8 32 --duration 10 [--skip-batch] [--replay]
 
-1. `../shared/bench/pgbench_anchor.sh wallet hot`: a tight SQL transfer (lock two rows, two
+1. `bench/anchor/pgbench_anchor.sh wallet hot`: a tight SQL transfer (lock two rows, two
    updates, three inserts) at each client count, on the same server;
 2. the project's transfers over 1,000 funded accounts (`bench/transfer_bench.py`): service
    level with and without audit events, and HTTP (gunicorn, JWT, idempotency keys), uniform
@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-ANCHOR = ROOT.parent / "shared" / "bench" / "pgbench_anchor.sh"
+ANCHOR = ROOT / "bench" / "anchor" / "pgbench_anchor.sh"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 

@@ -1,4 +1,4 @@
-"""The one error envelope of API.md, used by the DRF handler and Django's handlers alike."""
+"""The one error envelope of docs/api.md, used by the DRF handler and Django's handlers alike."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""POST auth/register, auth/login, auth/refresh, auth/logout and GET auth/me, as API.md says."""
+"""POST auth/register, auth/login, auth/refresh, auth/logout and GET auth/me, as docs/api.md says."""
 
 import base64
 import json

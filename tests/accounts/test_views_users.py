@@ -1,4 +1,4 @@
-"""GET/PUT/PATCH/DELETE users, as API.md says: who may do what, and what each change records."""
+"""GET/PUT/PATCH/DELETE users, as docs/api.md says: who may do what, and what each change records."""
 
 from decimal import Decimal
 

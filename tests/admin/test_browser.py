@@ -1,7 +1,8 @@
 """The console in a real browser: headless Chromium against a live server.
 
 An admin logs in, opens the dashboard, reverses a transaction through its confirmation
-page, and sees the balances move back. Screenshots land in `test-artifacts/`.
+page, and sees the balances move back; the API docs page renders Swagger UI from the app's
+own static files. Screenshots land in `test-artifacts/`.
 """
 
 import shutil
@@ -142,3 +143,33 @@ def test_admin_reverses_a_transaction_in_the_browser(browser, live_server):
     assert browser.find_elements(By.CSS_SELECTOR, "#user-balance-chart svg path.line")
     assert "reversal" in browser.find_element(By.ID, "user-transactions").text
     _screenshot(browser, "admin-user-page.png")
+
+
+def test_the_api_docs_render_swagger_ui_from_the_apps_own_assets(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # when the docs page is opened
+    browser.get(f"{live_server.url}/api/docs/")
+    # then Swagger UI rendered the schema: its title, and the operations listed
+    WebDriverWait(browser, 20).until(
+        expected_conditions.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".swagger-ui .info .title"), "Wallet API"
+        )
+    )
+    paths = [
+        element.text
+        for element in browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock-summary-path")
+    ]
+    assert "/api/v1/transactions/transfer/" in paths, paths
+    assert "/api/v1/auth/login/" in paths, paths
+    assert len(paths) >= 20, paths
+    # and every script, style and image came from the app itself
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(entry => entry.name)"
+    )
+    assert any(url.endswith("swagger-ui-bundle.js") for url in loaded), loaded
+    outside = [url for url in loaded if not url.startswith(live_server.url)]
+    assert not outside, outside
+    _screenshot(browser, "api-docs.png")

@@ -43,7 +43,9 @@ def test_every_beat_entry_names_a_registered_task_on_a_known_queue():
     app.loader.import_default_modules()
     schedule = settings.CELERY_BEAT_SCHEDULE
     # then
-    assert schedule["scheduled.run_due_schedules"]["schedule"] <= 10  # API.md: at least every 10 s
+    assert (
+        schedule["scheduled.run_due_schedules"]["schedule"] <= 10
+    )  # docs/api.md: at least every 10 s
     assert schedule["maintenance.reconcile"]["task"] == "maintenance.reconcile"
     for entry in schedule.values():
         assert entry["task"] in app.tasks, entry["task"]

@@ -1,4 +1,4 @@
-"""The transaction endpoints, exactly as API.md describes them."""
+"""The transaction endpoints, exactly as docs/api.md describes them."""
 
 import json
 import uuid

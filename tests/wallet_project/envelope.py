@@ -1,4 +1,4 @@
-"""Assertions on the API.md error envelope, shared by the test modules."""
+"""Assertions on the docs/api.md error envelope, shared by the test modules."""
 
 ENVELOPE_KEYS = {"code", "message", "details", "request_id"}
 

@@ -1,4 +1,4 @@
-"""Every error class, from every layer, answers the one envelope of API.md (DEBUG on or off)."""
+"""Every error class, from every layer, answers the one envelope of docs/api.md (DEBUG on or off)."""
 
 import json
 import logging

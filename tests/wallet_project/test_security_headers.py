@@ -1,4 +1,4 @@
-"""Security headers on every response, and CORS for the configured origins (API.md conventions)."""
+"""Security headers on every response, and CORS for the configured origins (docs/api.md conventions)."""
 
 import pytest
 
