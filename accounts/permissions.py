@@ -2,7 +2,7 @@
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from accounts.authorization import READ_ONLY_MESSAGE
+from accounts.authorization import ensure_may_change
 
 
 class IsAdmin(BasePermission):
@@ -28,10 +28,10 @@ class AuditorsReadOnly(BasePermission):
     too (`accounts.authorization.ensure_may_change`), whatever the caller.
     """
 
-    message = READ_ONLY_MESSAGE
-
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not (user and user.is_authenticated):
-            return False
-        return request.method in SAFE_METHODS or not user.is_auditor
+            return False  # 401: who is asking comes first
+        if request.method not in SAFE_METHODS:
+            ensure_may_change(user)  # 403 permission_denied, saying why
+        return True

