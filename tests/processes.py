@@ -40,6 +40,35 @@ def purge_queues() -> None:
             conn.default_channel.queue_purge(queue)
 
 
+def log_tails(directory: Path, lines: int = 25) -> str:
+    """The last `lines` of every `*.log` in `directory`, each under its name."""
+    return "\n".join(
+        f"--- {path.stem}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        for path in sorted(directory.glob("*.log"))
+    )
+
+
+def wait_for(
+    what: str,
+    condition: Callable[[], object],
+    *,
+    running: dict[str, subprocess.Popen],
+    logs: Path,
+    timeout: float = 60,
+):
+    """Poll `condition` until it holds; fail with the logs if not, or if a process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        dead = {n: p.returncode for n, p in running.items() if p.poll() is not None}
+        if dead or time.monotonic() > deadline:
+            reason = f"exited: {dead}" if dead else f"not within {timeout} s"
+            raise AssertionError(f"{what}: {reason}\n{log_tails(logs)}")
+        time.sleep(0.2)
+
+
 class Processes:
     """Named child processes with their logs under `directory`."""
 
@@ -82,17 +111,7 @@ class Processes:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_for(self, what: str, condition: Callable[[], object], *, timeout: float = 60):
-        """Poll `condition` until it holds; fail with the logs if not, or if a process died."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            dead = {n: p.returncode for n, p in self.running.items() if p.poll() is not None}
-            if dead or time.monotonic() > deadline:
-                reason = f"exited: {dead}" if dead else f"not within {timeout} s"
-                raise AssertionError(f"{what}: {reason}\n{self.tails()}")
-            time.sleep(0.2)
+        return wait_for(what, condition, running=self.running, logs=self.directory, timeout=timeout)
 
     def kill(self, name: str) -> None:
         """SIGKILL the whole process group: the process and its children die at once."""
@@ -119,7 +138,4 @@ class Processes:
             log.close()
 
     def tails(self, lines: int = 25) -> str:
-        return "\n".join(
-            f"--- {path.stem}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-            for path in sorted(self.directory.glob("*.log"))
-        )
+        return log_tails(self.directory, lines)

@@ -84,6 +84,14 @@ def world(funded_user, auditor, admin_user):
         items=[BatchItemInput(to_user_id=recipient.pk, amount=Decimal("1.00"), currency="USD")],
         atomic=True,
     )
+    services.create_pending(
+        actor=sender,
+        kind="transfer",
+        from_user=sender,
+        to_user=recipient,
+        amount=Decimal("1.00"),
+        currency="USD",
+    )
     return {
         "sender": sender,
         "recipient": recipient,

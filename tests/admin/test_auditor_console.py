@@ -4,57 +4,19 @@ The walk is built from the admin site's own registry (its actions, operations an
 so an action or operation added later is covered without being named here.
 """
 
-from datetime import timedelta
-from decimal import Decimal
-
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.test import RequestFactory
 from django.urls import URLPattern
-from django.utils import timezone
 
-from tests.accounts.test_auditor_read_only import _snapshot
-from transactions import services
-from transactions.services.batches import BatchItemInput
+from tests.accounts.test_auditor_read_only import _snapshot, world  # noqa: F401 - `world` is a fixture
 
 pytestmark = pytest.mark.django_db
 
 # Object pages that only read (a statement is a form for its period, then a CSV download):
 # auditors use them, and the existing tests of those pages show they change nothing.
 READ_PAGES = {"statement/"}
-
-
-@pytest.fixture
-def everything(funded_user, admin_user):
-    """A row of every kind the console acts on."""
-    sender = funded_user(amount="300.00")
-    recipient = funded_user(amount="10.00")
-    services.transfer(
-        actor=sender, sender=sender, recipient=recipient, amount=Decimal("5.00"), currency="USD"
-    )
-    services.create_schedule(
-        actor=sender,
-        sender=sender,
-        recipient=recipient,
-        amount=Decimal("1.00"),
-        currency="USD",
-        run_at=timezone.now() + timedelta(days=1),
-    )
-    services.create_batch(
-        actor=sender,
-        items=[BatchItemInput(to_user_id=recipient.pk, amount=Decimal("1.00"), currency="USD")],
-        atomic=True,
-    )
-    services.create_pending(
-        actor=sender,
-        kind="transfer",
-        from_user=sender,
-        to_user=recipient,
-        amount=Decimal("1.00"),
-        currency="USD",
-    )
-    return sender
 
 
 def _console_writes(admin_user) -> list[tuple[str, dict]]:
@@ -95,7 +57,8 @@ def _console_writes(admin_user) -> list[tuple[str, dict]]:
     return writes
 
 
-def test_the_walk_covers_the_operations_of_the_console(everything, admin_user):
+@pytest.mark.usefixtures("world")
+def test_the_walk_covers_the_operations_of_the_console(admin_user):
     # when
     paths = {path for path, _ in _console_writes(admin_user)}
     actions = {data.get("action") for _, data in _console_writes(admin_user)}
@@ -105,7 +68,8 @@ def test_the_walk_covers_the_operations_of_the_console(everything, admin_user):
     assert "reverse_selected" in actions
 
 
-def test_an_auditor_is_refused_every_console_write(everything, admin_user, auditor_console):
+@pytest.mark.usefixtures("world")
+def test_an_auditor_is_refused_every_console_write(admin_user, auditor_console):
     # given
     before = _snapshot()
     writes = _console_writes(admin_user)

@@ -16,12 +16,11 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import yaml
-from django.db import connection
 
+from tests.processes import QUEUES, current_database_url, log_tails, purge_queues, wait_for
 from transactions import services, tasks
 from transactions.models import Transaction, TransactionStatus, TransactionType
 from wallet_project.celery import app as celery_app
@@ -305,7 +304,6 @@ def test_gunicorn_drains_an_in_flight_request_on_sigterm(tmp_path):
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's path, translated below, never used here
 CONTAINER_VENV = "/opt/venv"
 SERVICE_HOSTS = re.compile(r"^\w+://(?:[^/@]*@)?(postgres|redis):\d+/")
-QUEUES = ("transactions", "scheduled", "maintenance")
 COMPOSE_INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
 
 
@@ -356,15 +354,6 @@ def _on_this_host(value: str, *, tmp: Path) -> str:
     if value == CONTAINER_TMP or value.startswith(f"{CONTAINER_TMP}/"):
         value = str(tmp) + value.removeprefix(CONTAINER_TMP)
     return value
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"], safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "localhost", safe="")
-    return f"postgres://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Stack:
@@ -431,16 +420,7 @@ class Stack:
 
     def wait_for(self, what: str, condition: Callable[[], object], *, timeout: float = 30):
         """Poll `condition` until it holds; fail early, with the logs, if a service died."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            dead = {name: p.returncode for name, p in self.running.items() if p.poll() is not None}
-            if dead or time.monotonic() > deadline:
-                reason = f"exited: {dead}" if dead else f"not within {timeout} s"
-                raise AssertionError(f"{what}: {reason}\n{self.tails()}")
-            time.sleep(0.2)
+        return wait_for(what, condition, running=self.running, logs=self.logs, timeout=timeout)
 
     def stop(self, service: str, *, timeout: float = 30) -> int:
         """Stop a service as `docker compose stop` does: its stop signal, then SIGKILL."""
@@ -454,17 +434,7 @@ class Stack:
             return process.wait(timeout=10)
 
     def tails(self, lines: int = 15) -> str:
-        return "\n".join(
-            f"--- {path.stem}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-            for path in sorted(self.logs.glob("*.log"))
-        )
-
-
-def _purge_queues() -> None:
-    with celery_app.connection_for_write() as conn:
-        for queue in QUEUES:
-            conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
-            conn.default_channel.queue_purge(queue)
+        return log_tails(self.logs, lines)
 
 
 @pytest.fixture
@@ -472,11 +442,11 @@ def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
     """The stack against the test database and Redis; this process publishes for real."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
-    _purge_queues()
+    purge_queues()
     started = Stack(
         tmp_path=tmp_path,
         test_services={
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": current_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
@@ -488,7 +458,7 @@ def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
     finally:
         for service in list(started.running):
             started.stop(service, timeout=20)
-        _purge_queues()
+        purge_queues()
         celery_app.conf.task_always_eager = True
 
 
