@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
-from transactions.money import format_amount
+from money.amounts import format_amount
 from wallet_project.admin_mixins import (
     LargeTableMixin,
     ReadOnlyAdminMixin,

@@ -27,7 +27,7 @@ class Balance(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="balances"
     )
     currency = models.ForeignKey(
-        "transactions.Currency", on_delete=models.PROTECT, db_column="currency", related_name="+"
+        "money.Currency", on_delete=models.PROTECT, db_column="currency", related_name="+"
     )
     amount = models.DecimalField(max_digits=24, decimal_places=3, default=0)
     entry_count = models.BigIntegerField(default=0)
@@ -74,7 +74,7 @@ class BalanceEntry(models.Model):
         db_constraint=False,
     )
     currency = models.ForeignKey(
-        "transactions.Currency",
+        "money.Currency",
         on_delete=models.DO_NOTHING,
         db_column="currency",
         related_name="+",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from audit.services import PendingEvent
 from balances.locks import LockedBalance, LockedSet
-from transactions.money import format_amount
+from money.amounts import format_amount
 from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
 

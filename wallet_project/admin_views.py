@@ -28,8 +28,8 @@ from django.views.generic import TemplateView
 
 from audit.models import AuditSeal
 from audit.selectors import latest_reconciliation_summary
+from money.amounts import format_amount
 from transactions.models import TransactionStatus, TransactionType
-from transactions.money import format_amount
 from transactions.selectors_admin import (
     activity_between,
     count_pending_transactions,
@@ -201,7 +201,7 @@ def status_badge(status: str) -> str:
 
 def money_cell(amount, currency: str, *, with_code: bool = True) -> str:
     """An amount with its currency's digits, right-aligned by the console's stylesheet."""
-    from transactions.money import format_amount
+    from money.amounts import format_amount
 
     text = format_amount(amount, currency)
     return format_html(

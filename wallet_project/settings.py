@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from the app
     "django_prometheus",
+    "money",
     "accounts",
     "balances",
     "transactions",

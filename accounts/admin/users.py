@@ -33,10 +33,10 @@ from balances.selectors import (
     list_recent_balance_points,
     list_statement_entries,
 )
+from money.amounts import format_amount
+from money.models import Currency
 from transactions import services as money_services
 from transactions.idempotency import IdempotencyRequest, IdempotentReplay, fingerprint
-from transactions.models import Currency
-from transactions.money import format_amount
 from transactions.selectors_admin import list_recent_transactions_for_user
 from transactions.services.adjustments import AdjustmentKind
 from wallet_project.admin_mixins import (

@@ -5,8 +5,8 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
+from money.amounts import format_amount
 from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
-from transactions.money import format_amount
 from wallet_project.admin_mixins import (
     LargeTableMixin,
     OperationsMixin,

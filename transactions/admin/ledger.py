@@ -10,15 +10,15 @@ from django.utils.html import format_html
 
 from audit.services import record_event
 from balances.models import BalanceEntry
+from money.amounts import format_amount
+from money.models import Currency
 from transactions import services
 from transactions.models import (
-    Currency,
     IdempotencyKey,
     Transaction,
     TransactionStatus,
     TransactionType,
 )
-from transactions.money import format_amount
 from transactions.selectors_admin import list_transactions_for_export
 from wallet_project.admin_mixins import (
     LargeTableMixin,

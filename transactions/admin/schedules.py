@@ -4,9 +4,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from money.amounts import format_amount
 from transactions import services
 from transactions.models import ScheduledRun, ScheduledTransfer, ScheduleStatus
-from transactions.money import format_amount
 from wallet_project.admin_mixins import (
     LargeTableMixin,
     Operation,

@@ -44,6 +44,7 @@ from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head, copy_events
 from balances.locks import LockedSet, lock_balances
 from balances.services import ENTRY_COLUMNS, PostingResult, add_balance_updates, iter_postings
+from money.amounts import exponent_of, format_amount
 from transactions.idempotency import (
     IdempotencyRequest,
     claim_idempotency_key,
@@ -58,7 +59,6 @@ from transactions.models import (
     TransactionType,
     TransferBatch,
 )
-from transactions.money import exponent_of, format_amount
 from transactions.services.movements import (
     TRANSACTION_COLUMNS,
     legs_for,

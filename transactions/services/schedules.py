@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import record_event
+from money.amounts import format_amount
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
@@ -40,7 +41,6 @@ from transactions.models import (
     ScheduleInterval,
     ScheduleStatus,
 )
-from transactions.money import format_amount
 from transactions.services.movements import transfer
 from transactions.services.pending import enqueue_after_commit, worker_exclusive
 from transactions.tasks import execute_scheduled_run as execute_run_task
