@@ -10,7 +10,7 @@ Tables
   `balance_after`. Money entering or leaving the system is posted to the per-currency
   *world* account: entries with no balance and no user, insert-only, never a locked row.
 
-Invariants (checked by reconciliation and the test suite)
+Invariants (`balances.selectors.LEDGER_CHECKS`, run by reconciliation; and the test suite)
 - every transaction's entries sum to zero;
 - per currency, sum(user balances) + sum(world entries) = 0;
 - each balance equals the sum of its entries and its newest entry's `balance_after`;
