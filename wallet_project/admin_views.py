@@ -30,6 +30,7 @@ from audit.models import AuditSeal
 from audit.selectors import latest_reconciliation_summary
 from money.amounts import format_amount
 from transactions.models import TransactionStatus, TransactionType
+from transactions.selectors import stalled_background_work
 from transactions.selectors_admin import (
     activity_between,
     count_pending_transactions,
@@ -39,7 +40,7 @@ from transactions.selectors_admin import (
 )
 from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
-from wallet_project.health import background_stalls
+from wallet_project.health import read_or_none
 
 # ---------------------------------------------------------------- login
 
@@ -414,7 +415,7 @@ class DashboardView(TemplateView):
         pending = list_pending_transactions(limit=10)
         now = timezone.now()
         reconciliation = _reconciliation()
-        background = background_stalls()
+        background = read_or_none(stalled_background_work)
         return {
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(request),
