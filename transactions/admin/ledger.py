@@ -10,6 +10,22 @@ from django.utils.html import format_html
 
 from audit.services import record_event
 from balances.models import BalanceEntry
+from console.mixins import (
+    LargeTableMixin,
+    Operation,
+    OperationsMixin,
+    ReadOnlyAdminMixin,
+    RecordColumnsMixin,
+    choices_filter,
+    timestamp_column,
+)
+from console.views import (
+    audit_link,
+    csv_response,
+    csv_text,
+    transaction_link,
+    user_link,
+)
 from money.amounts import format_amount
 from money.models import Currency
 from transactions import services
@@ -20,22 +36,6 @@ from transactions.models import (
     TransactionType,
 )
 from transactions.selectors_admin import list_transactions_for_export
-from wallet_project.admin_mixins import (
-    LargeTableMixin,
-    Operation,
-    OperationsMixin,
-    ReadOnlyAdminMixin,
-    RecordColumnsMixin,
-    choices_filter,
-    timestamp_column,
-)
-from wallet_project.admin_views import (
-    audit_link,
-    csv_response,
-    csv_text,
-    transaction_link,
-    user_link,
-)
 
 
 def money_text(txn: Transaction) -> str:

@@ -28,6 +28,7 @@ from django.views.generic import TemplateView
 
 from audit.models import AuditSeal
 from audit.selectors import latest_reconciliation_summary
+from console.site import is_console_admin, is_console_user
 from money.amounts import format_amount
 from transactions.models import TransactionStatus, TransactionType
 from transactions.selectors import stalled_background_work
@@ -38,7 +39,6 @@ from transactions.selectors_admin import (
     list_pending_transactions,
     list_unfinished_batches,
 )
-from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
 from wallet_project.health import read_or_none
 
