@@ -41,6 +41,7 @@ test: venv browser-deps
 	@eval "$$($(PY) -m wallet_project.launcher env --mode test)" && \
 	$(VENV)/bin/ruff check . && \
 	$(VENV)/bin/ruff format --check . && \
+	$(VENV)/bin/lint-imports --no-cache --no-logo && \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
 
@@ -52,7 +53,7 @@ fmt: venv
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache --no-logo
 
 typecheck: venv
 	$(VENV)/bin/mypy transactions/services balances/services.py || true

@@ -18,8 +18,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
 from accounts.authorization import ensure_may_change
+from accounts.locks import lock_user_row
 from accounts.models import Role, User
-from audit.services import lock_user_row, record_event
+from audit.services import record_event
 from wallet_project.errors import (
     ConflictError,
     InvalidTokenError,

@@ -8,7 +8,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from audit.models import AuditLog, AuditSeal, ReconciliationRun
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     ReadOnlyAdminMixin,
     choices_filter,

@@ -4,7 +4,8 @@ The `balance.changed` events carry (user, currency, delta, balance after, transa
 `balance.opened` marks the creation of a balance row (seq 0, nothing moved yet), so a
 balance that never received money (its first movement failed) still replays. Replaying
 them into scratch tables gives every balance and its whole history without reading
-`balances` or `balance_entries`; the report compares both with the live tables.
+`balances` or `balance_entries`; the report compares both with the live tables. A rebuild
+is written by `balances.services.rebuild_balances`, the one writer of balances.
 """
 
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from balances.locks import lock_balances
+from balances.services import rebuild_balances
 
 CHUNK_EVENTS = 200_000
 
@@ -198,26 +199,7 @@ def replay_balances(
             cursor.execute("SELECT user_id, currency, amount FROM replay_balances")
             report.replayed = {(u, c): a for u, c, a in cursor.fetchall()}
         if rebuild and not until and report.balance_differences:
-            report.rebuilt = _rebuild(cursor, report)
+            keys = [(d["user_id"], d["currency"]) for d in report.balance_differences]
+            report.rebuilt = rebuild_balances(keys=keys)
         cursor.execute("DROP TABLE replay_entries, replay_balances, replay_opened")
     return report
-
-
-def _rebuild(cursor, report: ReplayReport) -> int:
-    """Overwrite differing live balances from the replay (inside the replay's transaction)."""
-    keys = [(d["user_id"], d["currency"]) for d in report.balance_differences]
-    lock_balances(keys=keys, create_missing=keys)
-    cursor.execute(
-        "UPDATE balances b SET amount = r.amount, entry_count = r.entry_count, "
-        "head_hash = r.head_hash, last_updated_at = r.last_updated_at "
-        "FROM replay_balances r WHERE r.user_id = b.user_id AND r.currency = b.currency "
-        "AND (b.amount IS DISTINCT FROM r.amount OR b.entry_count IS DISTINCT FROM r.entry_count "
-        "OR b.head_hash IS DISTINCT FROM r.head_hash)"
-    )
-    changed = cursor.rowcount
-    cursor.execute(
-        "UPDATE balances b SET amount = 0, entry_count = 0, head_hash = '' "
-        "WHERE NOT EXISTS (SELECT 1 FROM replay_balances r WHERE r.balance_id = b.id) "
-        "AND (b.amount <> 0 OR b.entry_count <> 0)"
-    )
-    return changed + cursor.rowcount

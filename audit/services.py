@@ -192,9 +192,3 @@ def copy_events(*, events: Iterable[PendingEvent]) -> None:
     from wallet_project.db import copy_rows
 
     copy_rows("audit_logs", EVENT_COLUMNS, (e.as_row() for e in events))
-
-
-def lock_user_row(*, user_id: int) -> None:
-    """Lock one user row (the `user:<id>` chain). Order: users before balances."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", [user_id])

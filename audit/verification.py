@@ -9,6 +9,7 @@ from django.db import connection
 from audit.chain import GENESIS, event_hash
 from audit.models import AuditSeal
 from audit.sealing import verify_seal
+from balances.selectors import list_balance_chain_heads
 
 
 @dataclass
@@ -85,11 +86,7 @@ def verify_audit_trail(
             if progress:
                 progress(len(rows))
         result.chains = len(heads)
-        cursor.execute(
-            "SELECT id, head_hash FROM balances WHERE entry_count > 0 OR head_hash <> '' "
-            "ORDER BY id"
-        )
-        for balance_id, head_hash in cursor.fetchall():
+        for balance_id, head_hash in list_balance_chain_heads():
             if heads.get(f"balance:{balance_id}", GENESIS) != head_hash:
                 result.problems.append(
                     {

@@ -5,14 +5,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
-from transactions.money import format_amount
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     ReadOnlyAdminMixin,
     RecordColumnsMixin,
     timestamp_column,
 )
-from wallet_project.admin_views import money_cell, transaction_link, user_link
+from console.views import money_cell, transaction_link, user_link
+from money.amounts import format_amount
 
 
 def _search_by_user_id(queryset, search_term: str):

@@ -2,7 +2,7 @@
 
 Global lock order, for every path that takes more than one kind of lock:
 1. transaction rows (`transactions.locks.lock_transaction`),
-2. user rows (`audit.services.lock_user_row`),
+2. user rows (`accounts.locks.lock_user_row`),
 3. balance rows, here, always sorted by primary key,
 so two movements touching the same balances can never wait on each other in a cycle.
 """

@@ -10,7 +10,7 @@ Tables
   `balance_after`. Money entering or leaving the system is posted to the per-currency
   *world* account: entries with no balance and no user, insert-only, never a locked row.
 
-Invariants (checked by reconciliation and the test suite)
+Invariants (`balances.selectors.LEDGER_CHECKS`, run by reconciliation; and the test suite)
 - every transaction's entries sum to zero;
 - per currency, sum(user balances) + sum(world entries) = 0;
 - each balance equals the sum of its entries and its newest entry's `balance_after`;
@@ -27,7 +27,7 @@ class Balance(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="balances"
     )
     currency = models.ForeignKey(
-        "transactions.Currency", on_delete=models.PROTECT, db_column="currency", related_name="+"
+        "money.Currency", on_delete=models.PROTECT, db_column="currency", related_name="+"
     )
     amount = models.DecimalField(max_digits=24, decimal_places=3, default=0)
     entry_count = models.BigIntegerField(default=0)
@@ -74,7 +74,7 @@ class BalanceEntry(models.Model):
         db_constraint=False,
     )
     currency = models.ForeignKey(
-        "transactions.Currency",
+        "money.Currency",
         on_delete=models.DO_NOTHING,
         db_column="currency",
         related_name="+",

@@ -1,8 +1,9 @@
-"""Reads of balances: now, as a history, and as of any instant."""
+"""Reads of balances: now, as a history, as of any instant, and the ledger's invariants."""
 
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Trunc
 
@@ -112,3 +113,78 @@ def list_statement_entries(
         .select_related("transaction__from_user", "transaction__to_user")
         .order_by("created_at", "id")
     )
+
+
+# ---------------------------------------------------------------- invariants
+
+# Each ledger invariant of `balances.models`, as a query of the rows that break it.
+LEDGER_CHECKS = {
+    "zero_sum_per_currency": """
+        SELECT c.code,
+               coalesce((SELECT sum(amount) FROM balances b WHERE b.currency = c.code), 0)
+             + coalesce((SELECT sum(delta) FROM balance_entries e
+                         WHERE e.currency = c.code AND e.balance_id IS NULL), 0)
+        FROM currencies c
+    """,
+    "balance_equals_entries": """
+        SELECT b.id, b.amount::text, coalesce(e.s, 0)::text FROM balances b
+        LEFT JOIN (SELECT balance_id, sum(delta) s, count(*) n FROM balance_entries
+                   WHERE balance_id IS NOT NULL GROUP BY balance_id) e ON e.balance_id = b.id
+        WHERE b.amount <> coalesce(e.s, 0) OR b.entry_count <> coalesce(e.n, 0)
+        LIMIT 50
+    """,
+    "balance_equals_last_balance_after": """
+        SELECT b.id, b.amount::text, last.balance_after::text FROM balances b
+        JOIN LATERAL (SELECT balance_after FROM balance_entries e
+                      WHERE e.user_id = b.user_id AND e.currency = b.currency
+                      ORDER BY created_at DESC, id DESC LIMIT 1) last ON true
+        WHERE last.balance_after <> b.amount
+        LIMIT 50
+    """,
+    "no_negative_balance": "SELECT id, amount::text FROM balances WHERE amount < 0 LIMIT 50",
+    "transaction_entries_sum_to_zero": """
+        SELECT transaction_id::text, sum(delta)::text FROM balance_entries
+        GROUP BY transaction_id HAVING sum(delta) <> 0 LIMIT 50
+    """,
+}
+
+
+def ledger_invariant_violations() -> dict[str, list[tuple]]:
+    """The rows breaking each invariant of `LEDGER_CHECKS`, by name; an empty list where it
+    holds. For `zero_sum_per_currency`, `(currency, total)` of the currencies not at zero."""
+    violations: dict[str, list[tuple]] = {}
+    with connection.cursor() as cursor:
+        for name, sql in LEDGER_CHECKS.items():
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            if name == "zero_sum_per_currency":
+                rows = [(code, str(total)) for code, total in rows if total != 0]
+            violations[name] = rows
+    return violations
+
+
+_OFF_CHAIN_HEAD_SQL = """
+SELECT b.id FROM balances b
+LEFT JOIN LATERAL (SELECT hash FROM audit_logs a WHERE a.chain = 'balance:' || b.id
+                   ORDER BY a.id DESC LIMIT 1) h ON true
+WHERE (b.entry_count > 0 OR b.head_hash <> '') AND h.hash IS DISTINCT FROM b.head_hash
+LIMIT 50
+"""
+
+
+def list_balances_off_their_chain_head() -> list[int]:
+    """Ids of balances (at most 50) whose `head_hash` is not the hash of their audit chain's
+    newest event (`balance:<id>`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OFF_CHAIN_HEAD_SQL)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def list_balance_chain_heads() -> list[tuple[int, str]]:
+    """`(id, head_hash)` of every balance whose audit chain has begun, by id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, head_hash FROM balances WHERE entry_count > 0 OR head_hash <> '' "
+            "ORDER BY id"
+        )
+        return cursor.fetchall()

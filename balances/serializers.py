@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from transactions.money import CurrencyField, format_amount
+from money.amounts import format_amount
+from money.fields import CurrencyField
 
 
 class BalanceQuerySerializer(serializers.Serializer):

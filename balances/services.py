@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
+
 from audit.services import PendingEvent
-from balances.locks import LockedBalance, LockedSet
-from transactions.money import format_amount
+from balances.locks import LockedBalance, LockedSet, lock_balances
+from money.amounts import format_amount
 from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
 
@@ -174,3 +176,29 @@ def plan_postings(
         [now.isoformat(), *params],
     )
     return batch, result
+
+
+def rebuild_balances(*, keys: list[tuple[int, str]]) -> int:
+    """Overwrite the live balances that differ from the replayed ones; returns the rows changed.
+
+    The replayed balances are the temporary table `replay_balances` (balance_id, user_id,
+    currency, amount, entry_count, head_hash, last_updated_at) that `audit.replay` fills in
+    the caller's transaction. Locks the balances of `keys` first (primary-key order), creating
+    the missing ones; a live balance with no replayed row is set to zero.
+    """
+    lock_balances(keys=keys, create_missing=keys)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE balances b SET amount = r.amount, entry_count = r.entry_count, "
+            "head_hash = r.head_hash, last_updated_at = r.last_updated_at "
+            "FROM replay_balances r WHERE r.user_id = b.user_id AND r.currency = b.currency "
+            "AND (b.amount IS DISTINCT FROM r.amount OR b.entry_count IS DISTINCT FROM r.entry_count "
+            "OR b.head_hash IS DISTINCT FROM r.head_hash)"
+        )
+        changed = cursor.rowcount
+        cursor.execute(
+            "UPDATE balances b SET amount = 0, entry_count = 0, head_hash = '' "
+            "WHERE NOT EXISTS (SELECT 1 FROM replay_balances r WHERE r.balance_id = b.id) "
+            "AND (b.amount <> 0 OR b.entry_count <> 0)"
+        )
+        return changed + cursor.rowcount

@@ -18,7 +18,7 @@ from balances.serializers import (
     HistoricalQuerySerializer,
     HistoryPointSerializer,
 )
-from transactions.money import format_amount
+from money.amounts import format_amount
 from transactions.selectors import resolve_subject_user_id
 from wallet_project.schema import ERRORS, LIST_ERRORS
 

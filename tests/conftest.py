@@ -8,12 +8,12 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from money import amounts
+from money.currencies import seed_default_currencies
+from money.models import Currency
 from tests.accounts.factories import UserFactory
 from tests.ledger import assert_ledger_holds
-from transactions import money
 from transactions import services as money_services
-from transactions.currencies import seed_default_currencies
-from transactions.models import Currency
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def _fast_and_isolated(settings):
     app.conf.task_eager_propagates = True
     with contextlib.suppress(Exception):  # a Redis-outage test may have stopped it
         cache.clear()
-    money.forget_currencies()
+    amounts.forget_currencies()
 
 
 def _uses_database(request) -> bool:
@@ -48,7 +48,7 @@ def _ledger_holds_after_each_test(request):
         if name in request.fixturenames:
             request.getfixturevalue(name)
     seed_default_currencies(Currency)
-    money.forget_currencies()
+    amounts.forget_currencies()
     yield
     assert_ledger_holds()
 

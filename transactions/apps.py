@@ -6,6 +6,7 @@ class TransactionsConfig(AppConfig):
     name = "transactions"
 
     def ready(self) -> None:
-        from transactions import services, stats
+        # The tasks register themselves: the services queue them by name.
+        from transactions import services, stats, tasks  # noqa: F401
 
         services.on_movements_committed(stats.record_committed)

@@ -19,8 +19,8 @@ from decimal import Decimal
 from django.db import connection
 
 from balances.locks import LockedSet
+from money.amounts import format_amount
 from transactions.models import TransactionType
-from transactions.money import format_amount
 from wallet_project.errors import LimitExceededError
 
 LIMITED_TYPES = (TransactionType.TRANSFER, TransactionType.DEBIT)

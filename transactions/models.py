@@ -1,7 +1,6 @@
-"""Transactions, currencies and idempotency keys.
+"""Transactions and idempotency keys.
 
-Tables
-- `currencies`: ISO 4217 code, minor-unit exponent, enabled flag.
+Tables (every amount is in a currency of `money.models.Currency`, the `currencies` table)
 - `transactions`: one row per money movement (credit, debit, transfer, reversal). The amount
   is positive (`transaction_amount_positive`); the status follows the state machine below,
   and only services change it. A reversal is a new row pointing at the original through
@@ -26,25 +25,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
-class Currency(models.Model):
-    code = models.CharField(max_length=3, primary_key=True)
-    name = models.CharField(max_length=64)
-    exponent = models.PositiveSmallIntegerField()
-    enabled = models.BooleanField(default=True)
-
-    class Meta:
-        db_table = "currencies"
-        ordering = ("code",)
-        verbose_name_plural = "currencies"
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(exponent__lte=3), name="currency_exponent_at_most_3"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.code
+from money.models import Currency
 
 
 class TransactionType(models.TextChoices):

@@ -3,8 +3,10 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from audit.selectors import oldest_unsealed_event_at
@@ -172,3 +174,10 @@ def background_stalls(*, now: datetime, stall_after: timedelta) -> dict[str, dic
             "idle_seconds": _lag(batches["oldest"], now),
         },
     }
+
+
+def stalled_background_work() -> dict[str, dict]:
+    """`background_stalls` now, for STALL_AFTER_SECONDS (readiness and the dashboard)."""
+    return background_stalls(
+        now=timezone.now(), stall_after=timedelta(seconds=settings.STALL_AFTER_SECONDS)
+    )

@@ -7,6 +7,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from money.amounts import currency_info, format_amount, parse_amount
+from money.fields import AmountField, CurrencyField, MoneyInputMixin
 from transactions.models import (
     BatchItemStatus,
     ScheduledRun,
@@ -16,14 +18,6 @@ from transactions.models import (
     TransactionStatus,
     TransactionType,
     TransferBatch,
-)
-from transactions.money import (
-    AmountField,
-    CurrencyField,
-    MoneyInputMixin,
-    currency_info,
-    format_amount,
-    parse_amount,
 )
 from transactions.services.batches import MAX_ITEMS, BatchItemInput
 from wallet_project.errors import ValidationFailedError

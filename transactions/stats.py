@@ -26,8 +26,8 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 from django_redis import get_redis_connection
 
+from money.amounts import exponent_of, format_amount
 from transactions.models import Transaction, TransactionStatus, TransactionType
-from transactions.money import exponent_of, format_amount
 from wallet_project.redis_scripts import run_script
 
 logger = logging.getLogger("wallet.stats")

@@ -31,7 +31,7 @@ RETRY = {
 @shared_task(name="transactions.process_pending_transaction", **RETRY)
 def process_pending_transaction(*, transaction_id: str) -> None:
     """Complete or fail one pending transaction. Safe to run twice."""
-    from transactions import services  # imported here: services import this module
+    from transactions import services  # tasks call services; services queue tasks by name
 
     services.process_pending_transaction(transaction_id=transaction_id)
 

@@ -16,3 +16,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings")
 app = Celery("wallet_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def enqueue(name: str, **kwargs) -> None:
+    """Queue the registered task `name` with keyword arguments (its `delay`).
+
+    Services queue work by the task's name, the message's stable contract: the task modules
+    are interfaces that call the services, so the services never import them. Each app
+    registers its tasks when it is ready (see `transactions.apps`).
+    """
+    app.tasks[name].delay(**kwargs)

@@ -1,15 +1,19 @@
-"""Liveness, readiness and the metrics endpoint."""
+"""Liveness, readiness and the metrics endpoint.
+
+Infrastructure: this checks the database, the cache and the broker itself, and imports none
+of the apps. What readiness reports of the domain (stalled background work, the latest
+reconciliation) comes from readers that the composition root, `wallet_project.urls`, passes in.
+"""
 
 import hmac
 import os
-from datetime import timedelta
+from collections.abc import Callable
 
 import prometheus_client
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.metrics import MetricWrapperBase
@@ -54,36 +58,31 @@ def _broker_state() -> str:
         return "down"
 
 
-def background_stalls() -> dict[str, dict] | None:
-    """Stalled background work (see `transactions.selectors.background_stalls`); None when
-    the database cannot say."""
-    try:
-        from transactions.selectors import background_stalls as stalls
-
-        return stalls(
-            now=timezone.now(), stall_after=timedelta(seconds=settings.STALL_AFTER_SECONDS)
-        )
-    except Exception:
+def read_or_none(reader: Callable[[], dict | None] | None) -> dict | None:
+    """What `reader` returns; None when there is no reader or the database cannot say."""
+    if reader is None:
         return None
-
-
-def _reconciliation() -> dict | None:
     try:
-        from audit.selectors import latest_reconciliation_summary
-
-        return latest_reconciliation_summary()
+        return reader()
     except Exception:
         return None
 
 
 @require_safe
-def ready(request):
+def ready(
+    request,
+    *,
+    background: Callable[[], dict[str, dict]] | None = None,
+    reconciliation: Callable[[], dict | None] | None = None,
+):
     """Whether this instance should get traffic: database and cache are required, the broker not.
 
     `503` with status `down` when a required component is down. `degraded` (still `200`:
     requests work) when the broker is down, or background work has stalled for
     STALL_AFTER_SECONDS: schedules overdue, the audit stream's unsealed tail too old, a
     batch without progress (`details.background` says which, and since when).
+    `background` reads the stalls (by kind, each with its `status`), `reconciliation` the
+    latest reconciliation's summary; the URLconf passes both in.
     """
     components = {
         "database": "ok" if _database_ok() else "down",
@@ -92,7 +91,7 @@ def ready(request):
     }
     required_down = components["database"] == "down" or components["cache"] == "down"
     details: dict = {}
-    stalls = background_stalls() if components["database"] == "ok" else None
+    stalls = read_or_none(background) if components["database"] == "ok" else None
     if stalls is not None:
         components.update({name: stall["status"] for name, stall in stalls.items()})
         details["background"] = stalls
@@ -103,9 +102,9 @@ def ready(request):
     else:
         state = "ok"
     body: dict = {"status": state, "components": components}
-    reconciliation = _reconciliation()
-    if reconciliation is not None:
-        details["reconciliation"] = reconciliation
+    summary = read_or_none(reconciliation)
+    if summary is not None:
+        details["reconciliation"] = summary
     if details:
         body["details"] = details
     return JsonResponse(body, status=503 if required_down else 200)

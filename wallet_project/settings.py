@@ -58,7 +58,8 @@ CSRF_FAILURE_VIEW = "wallet_project.envelope.csrf_failure"
 
 # ---------------------------------------------------------------- apps
 INSTALLED_APPS = [
-    "wallet_project.admin_site.WalletAdminConfig",  # django.contrib.admin with the role-based site
+    "console",  # the back-office console; first, so its templates override the admin's
+    "console.site.WalletAdminConfig",  # django.contrib.admin with the role-based site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from the app
     "django_prometheus",
+    "money",
     "accounts",
     "balances",
     "transactions",
@@ -99,7 +101,7 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from transactions.money import parse_amount
+from money.amounts import parse_amount
 from transactions.services.adjustments import AdjustmentKind
 from wallet_project.errors import WalletError
 

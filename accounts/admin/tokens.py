@@ -3,7 +3,7 @@
 from django.contrib import admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from wallet_project.admin_mixins import LargeTableMixin, ReadOnlyAdminMixin
+from console.mixins import LargeTableMixin, ReadOnlyAdminMixin
 
 admin.site.unregister(OutstandingToken)
 admin.site.unregister(BlacklistedToken)

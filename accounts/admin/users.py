@@ -33,20 +33,14 @@ from balances.selectors import (
     list_recent_balance_points,
     list_statement_entries,
 )
-from transactions import services as money_services
-from transactions.idempotency import IdempotencyRequest, IdempotentReplay, fingerprint
-from transactions.models import Currency
-from transactions.money import format_amount
-from transactions.selectors_admin import list_recent_transactions_for_user
-from transactions.services.adjustments import AdjustmentKind
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     Operation,
     OperationsMixin,
     ReadOnlyAdminMixin,
 )
-from wallet_project.admin_site import is_console_admin
-from wallet_project.admin_views import (
+from console.site import is_console_admin
+from console.views import (
     audit_link,
     balance_charts,
     confirmation_page,
@@ -56,6 +50,12 @@ from wallet_project.admin_views import (
     require_admin,
     transaction_link,
 )
+from money.amounts import format_amount
+from money.models import Currency
+from transactions import services as money_services
+from transactions.idempotency import IdempotencyRequest, IdempotentReplay, fingerprint
+from transactions.selectors_admin import list_recent_transactions_for_user
+from transactions.services.adjustments import AdjustmentKind
 from wallet_project.errors import PermissionDeniedError, WalletError
 
 admin.site.unregister(Group)  # roles live on the user; Django's groups and permissions are unused

@@ -52,7 +52,7 @@ def _snapshot() -> dict[str, tuple]:
     """Row count and newest change of every table of the project's apps."""
     state = {}
     for model in apps.get_models():
-        if model._meta.app_label not in {"accounts", "transactions", "balances", "audit"}:
+        if model._meta.app_label not in {"money", "accounts", "transactions", "balances", "audit"}:
             continue
         qs = model._default_manager.all()
         stamps = {f.name for f in model._meta.fields} & {"updated_at", "last_updated_at"}

@@ -17,7 +17,7 @@ LIST_PAGES = [
     "/admin/dashboard/",
     "/admin/accounts/user/",
     "/admin/transactions/transaction/",
-    "/admin/transactions/currency/",
+    "/admin/money/currency/",
     "/admin/transactions/idempotencykey/",
     "/admin/balances/balance/",
     "/admin/balances/balanceentry/",

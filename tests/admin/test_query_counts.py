@@ -27,7 +27,7 @@ PAGES = {
     "/admin/transactions/transferbatch/": 5,
     "/admin/transactions/transferbatchitem/": 4,
     "/admin/transactions/idempotencykey/": 5,
-    "/admin/transactions/currency/": 6,
+    "/admin/money/currency/": 6,
     "/admin/balances/balance/": 6,
     "/admin/balances/balanceentry/": 6,
     "/admin/audit/auditlog/": 5,

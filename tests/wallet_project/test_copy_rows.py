@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection, transaction
 
-from transactions.models import Currency
+from money.models import Currency
 from wallet_project.db import copy_rows
 
 pytestmark = pytest.mark.django_db

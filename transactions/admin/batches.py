@@ -5,20 +5,20 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
-from transactions.money import format_amount
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     OperationsMixin,
     ReadOnlyAdminMixin,
     RecordColumnsMixin,
 )
-from wallet_project.admin_views import (
+from console.views import (
     audit_link,
     money_cell,
     transaction_link,
     user_link,
 )
+from money.amounts import format_amount
+from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
 
 FAILED_ITEMS_SHOWN = 50
 

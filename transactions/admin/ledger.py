@@ -10,17 +10,7 @@ from django.utils.html import format_html
 
 from audit.services import record_event
 from balances.models import BalanceEntry
-from transactions import services
-from transactions.models import (
-    Currency,
-    IdempotencyKey,
-    Transaction,
-    TransactionStatus,
-    TransactionType,
-)
-from transactions.money import format_amount
-from transactions.selectors_admin import list_transactions_for_export
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     Operation,
     OperationsMixin,
@@ -29,13 +19,23 @@ from wallet_project.admin_mixins import (
     choices_filter,
     timestamp_column,
 )
-from wallet_project.admin_views import (
+from console.views import (
     audit_link,
     csv_response,
     csv_text,
     transaction_link,
     user_link,
 )
+from money.amounts import format_amount
+from money.models import Currency
+from transactions import services
+from transactions.models import (
+    IdempotencyKey,
+    Transaction,
+    TransactionStatus,
+    TransactionType,
+)
+from transactions.selectors_admin import list_transactions_for_export
 
 
 def money_text(txn: Transaction) -> str:

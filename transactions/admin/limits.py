@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from console.mixins import RoleAccessMixin
+from console.views import money_cell, user_link
 from transactions import services
 from transactions.models import TransferLimit
-from wallet_project.admin_mixins import RoleAccessMixin
-from wallet_project.admin_views import money_cell, user_link
 from wallet_project.errors import WalletError
 
 

@@ -4,22 +4,22 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from transactions import services
-from transactions.models import ScheduledRun, ScheduledTransfer, ScheduleStatus
-from transactions.money import format_amount
-from wallet_project.admin_mixins import (
+from console.mixins import (
     LargeTableMixin,
     Operation,
     OperationsMixin,
     ReadOnlyAdminMixin,
     RecordColumnsMixin,
 )
-from wallet_project.admin_views import (
+from console.views import (
     audit_link,
     money_cell,
     transaction_link,
     user_link,
 )
+from money.amounts import format_amount
+from transactions import services
+from transactions.models import ScheduledRun, ScheduledTransfer, ScheduleStatus
 
 RUNS_SHOWN = 50
 

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from transactions.currencies import DEFAULT_CURRENCIES, seed_default_currencies
+from money.currencies import DEFAULT_CURRENCIES, seed_default_currencies
 
 
 def seed(apps, schema_editor):

@@ -44,6 +44,7 @@ from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head, copy_events
 from balances.locks import LockedSet, lock_balances
 from balances.services import ENTRY_COLUMNS, PostingResult, add_balance_updates, iter_postings
+from money.amounts import exponent_of, format_amount
 from transactions.idempotency import (
     IdempotencyRequest,
     claim_idempotency_key,
@@ -58,7 +59,6 @@ from transactions.models import (
     TransactionType,
     TransferBatch,
 )
-from transactions.money import exponent_of, format_amount
 from transactions.services.movements import (
     TRANSACTION_COLUMNS,
     legs_for,
@@ -67,8 +67,7 @@ from transactions.services.movements import (
     transaction_row,
 )
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
-from transactions.tasks import process_batch_chunk as process_batch_chunk_task
-from transactions.tasks import start_batch as start_batch_task
+from wallet_project.celery import enqueue
 from wallet_project.db import StatementBatch, copy_rows, retry_on_lock_conflict
 from wallet_project.errors import (
     LimitExceededError,
@@ -78,6 +77,10 @@ from wallet_project.errors import (
 )
 
 logger = logging.getLogger("wallet.batches")
+
+# The tasks this queues (see transactions.tasks).
+START_BATCH_TASK = "transactions.start_batch"
+PROCESS_BATCH_CHUNK_TASK = "transactions.process_batch_chunk"
 
 MAX_ITEMS = 10_000
 # One task and one database transaction per chunk. Workers sharing accounts take turns on
@@ -197,7 +200,7 @@ def create_batch(
     add_events(statements, events=[event])
     complete_idempotency_key(statements, idempotency=idempotency, result=batch)
     statements.execute()
-    enqueue_after_commit(start_batch_task, batch_id=str(batch.pk))
+    enqueue_after_commit(START_BATCH_TASK, batch_id=str(batch.pk))
     return batch
 
 
@@ -241,8 +244,11 @@ def start_batch(*, batch_id: object) -> TransferBatch:
     if batch.atomic:
         return apply_atomic_batch(batch_id=batch.pk)
     for start in _pending_chunk_starts(batch.pk):
-        process_batch_chunk_task.delay(
-            batch_id=str(batch.pk), start=start, stop=min(start + CHUNK_SIZE, batch.total)
+        enqueue(
+            PROCESS_BATCH_CHUNK_TASK,
+            batch_id=str(batch.pk),
+            start=start,
+            stop=min(start + CHUNK_SIZE, batch.total),
         )
     return batch
 
@@ -655,5 +661,5 @@ def resume_stalled_batches(*, older_than: timedelta) -> int:
         .values_list("id", flat=True)[:100]
     )
     for batch_id in ids:
-        start_batch_task.delay(batch_id=str(batch_id))
+        enqueue(START_BATCH_TASK, batch_id=str(batch_id))
     return len(ids)

@@ -6,8 +6,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from audit.services import record_event
+from money.amounts import currency_info, format_amount
 from transactions.models import TransferLimit
-from transactions.money import currency_info, format_amount
 from wallet_project.errors import ConflictError, PermissionDeniedError, ValidationFailedError
 
 

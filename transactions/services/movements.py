@@ -23,6 +23,7 @@ from accounts.models import User
 from audit.services import PendingEvent, add_events, chain_head
 from balances.locks import LockedSet, lock_balances, lock_balances_after
 from balances.services import Posting, PostingResult, plan_postings
+from money.amounts import format_amount
 from transactions.idempotency import (
     IdempotencyRequest,
     claim_idempotency_key,
@@ -33,7 +34,6 @@ from transactions.idempotency import (
 from transactions.limits import LimitCheck, is_limited
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
-from transactions.money import format_amount
 from wallet_project.db import StatementBatch, retry_on_lock_conflict, rows_source
 from wallet_project.errors import (
     AccountInactiveError,

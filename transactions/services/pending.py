@@ -38,7 +38,7 @@ from transactions.services.movements import (
     transaction_event,
     transition,
 )
-from transactions.tasks import process_pending_transaction as process_pending_task
+from wallet_project.celery import enqueue
 from wallet_project.db import StatementBatch, retry_on_lock_conflict
 from wallet_project.errors import (
     BusinessRuleError,
@@ -51,6 +51,8 @@ logger = logging.getLogger("wallet.worker")
 
 CANCELLED = "cancelled"  # failure_code of a pending transaction cancelled by an admin
 
+PROCESS_PENDING_TASK = "transactions.process_pending_transaction"  # see transactions.tasks
+
 
 def database_now() -> datetime:
     """The database clock, the one every ledger timestamp is taken from."""
@@ -59,17 +61,17 @@ def database_now() -> datetime:
         return cursor.fetchone()[0]
 
 
-def enqueue_after_commit(task, **kwargs) -> None:
-    """Publish `task` once the current transaction commits.
+def enqueue_after_commit(task_name: str, **kwargs) -> None:
+    """Publish the task `task_name` once the current transaction commits.
 
     `robust`: a broker outage must not turn a committed request into an error; the work
     stays recorded in the database and `resume_stalled_work` queues it again later.
     """
 
     def publish() -> None:
-        task.delay(**kwargs)
+        enqueue(task_name, **kwargs)
 
-    publish.__qualname__ = f"publish {task.name}"  # named in the log if the broker is down
+    publish.__qualname__ = f"publish {task_name}"  # named in the log if the broker is down
     transaction.on_commit(publish, robust=True)
 
 
@@ -153,7 +155,7 @@ def create_pending(
     complete_idempotency_key(batch, idempotency=idempotency, result=txn)
     batch.execute()
     schedule_after_commit([txn])
-    enqueue_after_commit(process_pending_task, transaction_id=str(txn.pk))
+    enqueue_after_commit(PROCESS_PENDING_TASK, transaction_id=str(txn.pk))
     return txn
 
 
@@ -272,7 +274,7 @@ def requeue_pending_transaction(
     batch = StatementBatch()
     add_events(batch, events=[event])
     batch.execute()
-    enqueue_after_commit(process_pending_task, transaction_id=str(txn.pk))
+    enqueue_after_commit(PROCESS_PENDING_TASK, transaction_id=str(txn.pk))
     return txn
 
 
@@ -291,7 +293,7 @@ def requeue_stale_pending(*, older_than: timedelta) -> int:
         .values_list("id", flat=True)[:REQUEUE_LIMIT]
     )
     for transaction_id in ids:
-        process_pending_task.delay(transaction_id=str(transaction_id))
+        enqueue(PROCESS_PENDING_TASK, transaction_id=str(transaction_id))
     if ids:
         logger.warning("re-queued stale pending transactions", extra={"count": len(ids)})
     return len(ids)

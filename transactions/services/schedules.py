@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.authorization import ensure_may_change
 from accounts.models import User
 from audit.services import record_event
+from money.amounts import format_amount
 from transactions.idempotency import (
     IdempotencyRequest,
     IdempotentReplay,
@@ -40,10 +41,9 @@ from transactions.models import (
     ScheduleInterval,
     ScheduleStatus,
 )
-from transactions.money import format_amount
 from transactions.services.movements import transfer
 from transactions.services.pending import enqueue_after_commit, worker_exclusive
-from transactions.tasks import execute_scheduled_run as execute_run_task
+from wallet_project.celery import enqueue
 from wallet_project.db import StatementBatch
 from wallet_project.errors import (
     AccountInactiveError,
@@ -56,6 +56,8 @@ from wallet_project.errors import (
 )
 
 logger = logging.getLogger("wallet.schedules")
+
+EXECUTE_RUN_TASK = "scheduled.execute_run"  # see transactions.tasks
 
 CLAIM_LIMIT = 100  # schedules claimed per statement; a tick claims until none is due
 MAX_CLAIM_ROUNDS = 20
@@ -326,7 +328,7 @@ def claim_due_runs(*, now: datetime | None = None, limit: int = CLAIM_LIMIT) -> 
     ScheduledRun.objects.bulk_create(runs)
     ScheduledTransfer.objects.bulk_update(due, ["run_count", "next_run_at", "status", "updated_at"])
     for run in runs:
-        enqueue_after_commit(execute_run_task, run_id=run.pk)
+        enqueue_after_commit(EXECUTE_RUN_TASK, run_id=run.pk)
     return [run.pk for run in runs]
 
 
@@ -455,5 +457,5 @@ def requeue_stale_runs(*, older_than: timedelta) -> int:
         .values_list("id", flat=True)[:1000]
     )
     for run_id in ids:
-        execute_run_task.delay(run_id=run_id)
+        enqueue(EXECUTE_RUN_TASK, run_id=run_id)
     return len(ids)

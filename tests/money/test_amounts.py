@@ -5,10 +5,11 @@ from decimal import Decimal
 
 import pytest
 
+from money import amounts
+from money.models import Currency
 from tests.conftest import client_for
 from tests.transactions.services.ledger_state import assert_unchanged, ledger_snapshot
-from transactions import money
-from transactions.models import Currency, Transaction
+from transactions.models import Transaction
 from wallet_project.errors import ValidationFailedError
 from wallet_project.parsers import ExponentNumber
 
@@ -43,7 +44,7 @@ def post_raw(client, body: str):
 )
 def test_parse_amount_accepts_plain_positive_decimals(raw, currency, expected):
     # when
-    value = money.parse_amount(raw, currency)
+    value = amounts.parse_amount(raw, currency)
     # then
     assert value == expected
     assert isinstance(value, Decimal)
@@ -94,7 +95,7 @@ def test_parse_amount_accepts_plain_positive_decimals(raw, currency, expected):
 def test_parse_amount_refuses_anything_but_a_plain_positive_decimal(raw, currency):
     # when / then
     with pytest.raises(ValueError):  # noqa: PT011 - every refusal carries its own message
-        money.parse_amount(raw, currency)
+        amounts.parse_amount(raw, currency)
 
 
 @pytest.mark.parametrize(
@@ -105,17 +106,17 @@ def test_parse_amount_refuses_non_ascii_digits(raw):
     assert Decimal(raw) > 0
     # when / then
     with pytest.raises(ValueError):  # noqa: PT011
-        money.parse_amount(raw, "USD")
+        amounts.parse_amount(raw, "USD")
 
 
 def test_parse_amount_counts_integer_digits_without_leading_zeros():
     # 18 significant integer digits behind leading zeros are still 18
-    assert money.parse_amount("000" + "9" * 18 + ".00", "USD") == Decimal("9" * 18)
+    assert amounts.parse_amount("000" + "9" * 18 + ".00", "USD") == Decimal("9" * 18)
 
 
 def test_parse_amount_refuses_an_unknown_currency():
     with pytest.raises(ValidationFailedError) as refused:
-        money.parse_amount("10.00", "XXX")
+        amounts.parse_amount("10.00", "XXX")
     assert refused.value.code == "validation_error"
     assert "currency" in refused.value.details
 
@@ -140,11 +141,11 @@ def test_parse_amount_refuses_an_unknown_currency():
     ],
 )
 def test_format_amount_renders_exactly_the_currency_digits(amount, currency, rendered):
-    assert money.format_amount(amount, currency) == rendered
+    assert amounts.format_amount(amount, currency) == rendered
 
 
 def test_format_amount_keeps_none():
-    assert money.format_amount(None, "USD") is None
+    assert amounts.format_amount(None, "USD") is None
 
 
 # the API's money rules --------------------------------------------------------------------
@@ -281,7 +282,7 @@ def test_credit_refuses_an_unknown_currency(user, currency):
 def test_credit_refuses_a_disabled_currency(user):
     # given
     Currency.objects.filter(code="GBP").update(enabled=False)
-    money.forget_currencies()
+    amounts.forget_currencies()
     before = ledger_snapshot()
     # when
     response = client_for(user).post(CREDIT, {"amount": "10.00", "currency": "GBP"}, format="json")

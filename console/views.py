@@ -28,8 +28,10 @@ from django.views.generic import TemplateView
 
 from audit.models import AuditSeal
 from audit.selectors import latest_reconciliation_summary
+from console.site import is_console_admin, is_console_user
+from money.amounts import format_amount
 from transactions.models import TransactionStatus, TransactionType
-from transactions.money import format_amount
+from transactions.selectors import stalled_background_work
 from transactions.selectors_admin import (
     activity_between,
     count_pending_transactions,
@@ -37,9 +39,8 @@ from transactions.selectors_admin import (
     list_pending_transactions,
     list_unfinished_batches,
 )
-from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
-from wallet_project.health import background_stalls
+from wallet_project.health import read_or_none
 
 # ---------------------------------------------------------------- login
 
@@ -201,7 +202,7 @@ def status_badge(status: str) -> str:
 
 def money_cell(amount, currency: str, *, with_code: bool = True) -> str:
     """An amount with its currency's digits, right-aligned by the console's stylesheet."""
-    from transactions.money import format_amount
+    from money.amounts import format_amount
 
     text = format_amount(amount, currency)
     return format_html(
@@ -414,7 +415,7 @@ class DashboardView(TemplateView):
         pending = list_pending_transactions(limit=10)
         now = timezone.now()
         reconciliation = _reconciliation()
-        background = background_stalls()
+        background = read_or_none(stalled_background_work)
         return {
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(request),

@@ -2,7 +2,7 @@
 
 Entry follows the user's role, not Django's permission tables: admins (role `admin` or
 superusers) act, auditors read everything, ordinary users cannot enter. Each ModelAdmin
-applies the same rule through `wallet_project.admin_mixins.RoleAccessMixin`.
+applies the same rule through `console.mixins.RoleAccessMixin`.
 
 This module is loaded while the app registry is being built (it names the admin app in
 `INSTALLED_APPS`), so it imports no models at module level.
@@ -37,7 +37,7 @@ class WalletAdminSite(admin.AdminSite):
 
     @property
     def login_form(self):
-        from wallet_project.admin_views import ConsoleAuthenticationForm
+        from console.views import ConsoleAuthenticationForm
 
         return ConsoleAuthenticationForm
 
@@ -50,17 +50,17 @@ class WalletAdminSite(admin.AdminSite):
         return context
 
     def get_urls(self):
-        from wallet_project import admin_views
+        from console import views
 
         custom = [
             path(
                 "dashboard/",
-                self.admin_view(admin_views.DashboardView.as_view(admin_site=self)),
+                self.admin_view(views.DashboardView.as_view(admin_site=self)),
                 name="dashboard",
             ),
             path(
                 "dashboard/reconcile/",
-                self.admin_view(admin_views.RunReconciliationView.as_view(admin_site=self)),
+                self.admin_view(views.RunReconciliationView.as_view(admin_site=self)),
                 name="dashboard-reconcile",
             ),
         ]
@@ -76,7 +76,7 @@ class WalletAdminSite(admin.AdminSite):
         if not is_console_admin(request.user):
             raise PermissionDenied
 
-        from wallet_project.admin_views import ConsolePasswordChangeForm
+        from console.views import ConsolePasswordChangeForm
 
         request.current_app = self.name
         return PasswordChangeView.as_view(
@@ -86,7 +86,7 @@ class WalletAdminSite(admin.AdminSite):
         )(request)
 
     def index(self, request, extra_context=None):
-        from wallet_project.admin_views import index_summary
+        from console.views import index_summary
 
         return super().index(request, {**index_summary(), **(extra_context or {})})
 
@@ -94,4 +94,4 @@ class WalletAdminSite(admin.AdminSite):
 class WalletAdminConfig(AdminConfig):
     """`django.contrib.admin` with `WalletAdminSite` as `admin.site`."""
 
-    default_site = "wallet_project.admin_site.WalletAdminSite"
+    default_site = "console.site.WalletAdminSite"

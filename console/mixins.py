@@ -32,8 +32,8 @@ from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
-from wallet_project.admin_site import is_console_admin, is_console_user
-from wallet_project.admin_views import status_badge
+from console.site import is_console_admin, is_console_user
+from console.views import status_badge
 from wallet_project.errors import WalletError
 
 
@@ -395,7 +395,7 @@ class OperationsMixin:
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
 
     def _perform(self, request, obj: Any, operation: Operation, reason: str) -> bool:
-        from wallet_project.admin_views import report_wallet_error
+        from console.views import report_wallet_error
 
         try:
             result = operation.perform(request, obj, reason)
@@ -409,7 +409,7 @@ class OperationsMixin:
         return True
 
     def _operation_view(self, request, object_id: str, operation_name: str):
-        from wallet_project.admin_views import confirmation_page, confirmed_reason, require_admin
+        from console.views import confirmation_page, confirmed_reason, require_admin
 
         require_admin(request)
         operation = self._operation(operation_name)
@@ -442,7 +442,7 @@ class OperationsMixin:
 
     def run_operation_action(self, request, queryset, operation: Operation):
         """The list action of `operation`: confirm the selection with a reason, then apply."""
-        from wallet_project.admin_views import confirmation_page, confirmed_reason
+        from console.views import confirmation_page, confirmed_reason
 
         objects = list(queryset[: operation.max_selected + 1])
         plural = self.model._meta.verbose_name_plural

@@ -1,12 +1,14 @@
-"""Money at the edge: the only place that knows currency exponents, parses and renders amounts."""
+"""Amounts at the edge: the only place that knows currency exponents, parses and renders amounts.
+
+The currencies (code, exponent, enabled) are read from `money.models.Currency` and kept for a
+minute; `forget_currencies` drops them after a change.
+"""
 
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
 
 from wallet_project.errors import ValidationFailedError
 from wallet_project.parsers import ExponentNumber
@@ -33,7 +35,7 @@ _loaded_at = 0.0
 def _load() -> dict[str, CurrencyInfo]:
     global _currencies, _loaded_at
     if not _currencies or time.monotonic() - _loaded_at > _CACHE_SECONDS:
-        from transactions.models import Currency
+        from money.models import Currency
 
         _currencies = {
             c.code: CurrencyInfo(c.code, c.exponent, c.enabled) for c in Currency.objects.all()
@@ -56,6 +58,11 @@ def currency_info(code: str) -> CurrencyInfo:
             details={"currency": [f"'{code}' is not a supported currency."]}
         )
     return info
+
+
+def lookup_currency(code: str) -> CurrencyInfo | None:
+    """The currency `code`, enabled or not; None when unknown."""
+    return _load().get(code)
 
 
 def exponent_of(code: str) -> int:
@@ -118,54 +125,3 @@ def resolve_currency(raw: object) -> str:
         raise ValidationFailedError(details={"currency": ["A currency code is required."]})
     currency_info(code)
     return code
-
-
-class CurrencyField(serializers.CharField):
-    """An enabled ISO 4217 code; omitted means the configured default currency."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", 3)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("A currency code is required.")
-        info = _load().get(data)
-        if info is None or not info.enabled:
-            raise serializers.ValidationError(f"'{data}' is not a supported currency.")
-        return data
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "10.50"})
-class AmountField(serializers.Field):
-    """A money amount: parsed strictly against the sibling `currency` field, rendered as a string.
-
-    For input it keeps the raw value; `validate()` of the serializer calls `parse_amount` with
-    the currency once both are known (see `MoneyInputMixin`).
-    """
-
-    def to_internal_value(self, data):
-        return data
-
-    def to_representation(self, value):
-        return str(value)
-
-
-class MoneyInputMixin:
-    """Serializer mixin: resolve `currency` (default) and parse `amount` against it."""
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        code = attrs.get("currency") or settings.DEFAULT_CURRENCY
-        try:
-            currency_info(code)
-        except ValidationFailedError as exc:
-            raise serializers.ValidationError(exc.details) from exc
-        attrs["currency"] = code
-        if "amount" in attrs:
-            try:
-                attrs["amount"] = parse_amount(attrs["amount"], code)
-            except ValueError as exc:
-                raise serializers.ValidationError({"amount": [str(exc)]}) from exc
-        return attrs
