@@ -31,6 +31,11 @@ _loaded_at = 0.0
 
 
 def _load() -> dict[str, CurrencyInfo]:
+    """Every currency by code, read again from the database once older than `_CACHE_SECONDS`.
+
+    A per-process cache: the console shows currencies read-only, so a change to the table
+    (a migration, SQL) reaches a running process within a minute, not at once.
+    """
     global _currencies, _loaded_at
     if not _currencies or time.monotonic() - _loaded_at > _CACHE_SECONDS:
         from transactions.models import Currency
@@ -43,7 +48,7 @@ def _load() -> dict[str, CurrencyInfo]:
 
 
 def forget_currencies() -> None:
-    """Drop the cache (after an admin changes a currency, and in tests)."""
+    """Make the next read reload the currencies (tests call this after changing them)."""
     global _loaded_at
     _loaded_at = 0.0
 

@@ -1,13 +1,17 @@
 """Money movement: credit, debit, transfer, reverse.
 
 Every public service owns one database transaction (`atomic(durable=True)`) wrapped in a
-bounded retry on lock conflicts, and makes a fixed, small number of round trips:
-1. claim the idempotency key (only when one is given) and lock every balance row it
-   touches in primary-key order, in one `SELECT ... FOR UPDATE`, the two statements
-   sent in one round trip,
-3. one statement that updates the balances and inserts the transaction, the balance
+bounded retry on lock conflicts. Credit, debit and transfer (`_move`) make two round trips:
+1. `BEGIN`, the idempotency key's claim (only when one is given) and one
+   `SELECT ... FOR UPDATE` that locks every balance row involved in primary-key order and
+   reads the database clock, pipelined (`lock_parties`),
+2. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
    same round trip (`StatementBatch.execute_and_commit`).
+A balance row created on first use (a recipient's first payment in a currency) adds round
+trips between the two: its insert, its `balance.opened` event and the lock again.
+`reverse` makes more: the key's claim, the original's row lock and its chain head each
+come before the balance lock, and its statement runs before the block's own `COMMIT`.
 Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
