@@ -117,14 +117,6 @@ def parse_amount(raw: object, code: str) -> Decimal:
     return value
 
 
-def resolve_currency(raw: object) -> str:
-    code = settings.DEFAULT_CURRENCY if raw in (None, "") else raw
-    if not isinstance(code, str):
-        raise ValidationFailedError(details={"currency": ["A currency code is required."]})
-    currency_info(code)
-    return code
-
-
 class CurrencyField(serializers.CharField):
     """An enabled ISO 4217 code; omitted means the configured default currency."""
 

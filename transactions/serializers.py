@@ -259,19 +259,6 @@ def _currency_enabled(code: str) -> bool:
     return True
 
 
-class BatchItemInputSerializer(serializers.Serializer):
-    """One item of a batch (documentation of the shape; items are parsed by parse_batch_item)."""
-
-    to_user_id = serializers.IntegerField(min_value=1)
-    amount = serializers.CharField(help_text='Decimal string such as "10.50".')
-    currency = serializers.CharField(required=False, help_text="ISO 4217; defaults to USD.")
-    description = serializers.CharField(max_length=500, required=False)
-    reference = serializers.CharField(max_length=255, required=False, allow_null=True)
-    from_user_id = serializers.IntegerField(
-        min_value=1, required=False, help_text="Admins only: the paying account."
-    )
-
-
 class BatchInputSerializer(serializers.Serializer):
     """`{items: [...], atomic}`; a malformed item rejects the request, errors keyed by index."""
 
