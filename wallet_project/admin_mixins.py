@@ -11,6 +11,7 @@
   operations with a required reason, each calling one service as the staff member.
 - `RecordColumnsMixin`: the columns and search of records with a status (transactions,
   batches, schedules and their items): a pasted UUID finds its record exactly.
+- `admin_link`, `status_badge`: the console's link to an object's page, and a status badge.
 """
 
 import calendar
@@ -30,11 +31,25 @@ from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from wallet_project.admin_site import is_console_admin, is_console_user
-from wallet_project.admin_views import status_badge
 from wallet_project.errors import WalletError
+
+
+def admin_link(page: str, object_id: object, label: object = None) -> str:
+    """A link to one object's console page: `page` is its URL name
+    (`"admin:transactions_transaction_change"`), `label` by default the start of its id.
+
+    Raises NoReverseMatch if `object_id` cannot be an argument of `page`.
+    """
+    url = reverse(page, args=[object_id])
+    return format_html('<a href="{}">{}</a>', url, str(object_id)[:8] if label is None else label)
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="wallet-badge {}">{}</span>', status, status)
 
 
 class RoleAccessMixin:

@@ -37,6 +37,7 @@ from transactions.selectors_admin import (
     list_pending_transactions,
     list_unfinished_batches,
 )
+from wallet_project.admin_mixins import admin_link
 from wallet_project.admin_site import is_console_admin, is_console_user
 from wallet_project.errors import WalletError
 from wallet_project.health import background_stalls
@@ -170,20 +171,14 @@ def user_link(user) -> str:
     """A link to a user's console page, or `external` for the world account."""
     if user is None:
         return format_html('<span class="wallet-muted">{}</span>', "external")
-    return format_html(
-        '<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[user.pk]), user
-    )
+    return admin_link("admin:accounts_user_change", user.pk, user)
 
 
 def transaction_link(txn_id) -> str:
     """A link to a transaction's console page, labelled with the start of its id."""
     if txn_id is None:
         return "-"
-    return format_html(
-        '<a href="{}">{}</a>',
-        reverse("admin:transactions_transaction_change", args=[txn_id]),
-        str(txn_id)[:8],
-    )
+    return admin_link("admin:transactions_transaction_change", txn_id)
 
 
 def audit_link(entity_type: str, entity_id: object) -> dict:
@@ -193,10 +188,6 @@ def audit_link(entity_type: str, entity_id: object) -> dict:
         "label": "Audit events",
         "url": f"{url}?entity_type={entity_type}&entity_id__exact={entity_id}",
     }
-
-
-def status_badge(status: str) -> str:
-    return format_html('<span class="wallet-badge {}">{}</span>', status, status)
 
 
 def money_cell(amount, currency: str, *, with_code: bool = True) -> str:
