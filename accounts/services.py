@@ -68,6 +68,21 @@ def _user_details(user: User) -> dict[str, Any]:
     }
 
 
+def _record_user_event(
+    *, actor_id: int | None, user: User, action: str, details: dict[str, Any]
+) -> None:
+    """Audit `action` on the user's own chain (`user:<id>`), whose row lock the caller holds
+    (or whose row it has just inserted)."""
+    record_event(
+        actor_id=actor_id,
+        action=action,
+        entity_type="user",
+        entity_id=user.pk,
+        details=details,
+        chain=f"user:{user.pk}",
+    )
+
+
 def _save_unique(user: User) -> None:
     """Save, turning a lost race on the case-insensitive unique indexes into a clean 400."""
     try:
@@ -108,13 +123,11 @@ def register_user(
     _validate_password(password, user)
     user.set_password(password)
     _save_unique(user)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk if actor else user.pk,
+        user=user,
         action="user.registered",
-        entity_type="user",
-        entity_id=user.pk,
         details=_user_details(user),
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -185,13 +198,11 @@ def update_user(
         action = "user.role_changed"
     elif "is_active" in changes:
         action = "user.activated" if user.is_active else "user.deactivated"
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action=action,
-        entity_type="user",
-        entity_id=user.pk,
         details={"changes": changes, **after},
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -247,13 +258,11 @@ def deactivate_user(*, actor: User, user: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active", "updated_at"])
     _revoke_refresh_tokens(user_id=user.pk)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action="user.deactivated",
-        entity_type="user",
-        entity_id=user.pk,
         details=_user_details(user),
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -275,13 +284,11 @@ def set_frozen(*, actor: User, user: User, frozen: bool, reason: str) -> User:
     user.save(update_fields=["is_active", "updated_at"])
     if frozen:
         _revoke_refresh_tokens(user_id=user.pk)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action="user.frozen" if frozen else "user.unfrozen",
-        entity_type="user",
-        entity_id=user.pk,
         details={**_user_details(user), "reason": reason},
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -398,11 +405,9 @@ def revoke_refresh_token(*, user: User, refresh: str) -> None:
         raise InvalidTokenError("This refresh token belongs to another user.")
     lock_user_row(user_id=user.pk)
     token.blacklist()
-    record_event(
+    _record_user_event(
         actor_id=user.pk,
+        user=user,
         action="user.logged_out",
-        entity_type="user",
-        entity_id=user.pk,
         details={"username": user.username},
-        chain=f"user:{user.pk}",
     )
