@@ -375,9 +375,7 @@ class ScheduledRunSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(BatchItemErrorSerializer(allow_null=True))
     def get_error(self, obj: ScheduledRun) -> dict | None:
-        if not obj.error_code:
-            return None
-        return {"code": obj.error_code, "message": obj.error_message}
+        return obj.error
 
 
 class ScheduledTransferSerializer(serializers.ModelSerializer):
