@@ -328,7 +328,8 @@ class _UncheckedRefreshToken(RefreshToken):
 
 def _read_refresh_token(raw: str, *, token_class: type[RefreshToken] = RefreshToken):
     try:
-        return token_class(raw)
+        # simplejwt annotates `token` as a Token; it is the encoded token, a str.
+        return token_class(raw)  # type: ignore[arg-type]
     except ExpiredTokenError as exc:
         raise TokenExpiredError("The refresh token has expired.") from exc
     except TokenError as exc:
@@ -346,7 +347,7 @@ def rotate_refresh_token(*, refresh: str) -> TokenPair:
     """
     token = _read_refresh_token(refresh, token_class=_UncheckedRefreshToken)
     outcome, pair, user_id = _rotate(token=token, raw=refresh)
-    if outcome == "reused":
+    if outcome == "reused" and user_id is not None:  # a reused token names its user
         with transaction.atomic():
             _revoke_refresh_tokens(user_id=user_id)
         raise InvalidTokenError("This refresh token was already used; every session was ended.")

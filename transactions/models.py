@@ -24,6 +24,7 @@ Invariants: every completed transaction has balance entries summing to zero (see
 """
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -125,6 +126,13 @@ class Transaction(models.Model):
     )
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    # Set by the movement services on the transactions they write, never stored (readers use
+    # getattr): the balance after the movement of account `balance_owner_id`, and the status
+    # a status change started from (for the counters).
+    balance_after: Decimal
+    balance_owner_id: int | None
+    previous_status: str
 
     class Meta:
         db_table = "transactions"

@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, overload
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -73,6 +74,10 @@ def quantize(amount: Decimal, code: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-exponent_of(code)), rounding=ROUND_HALF_EVEN)
 
 
+@overload
+def format_amount(amount: Decimal, code: str) -> str: ...
+@overload
+def format_amount(amount: Decimal | None, code: str) -> str | None: ...
 def format_amount(amount: Decimal | None, code: str) -> str | None:
     """Render with exactly the currency's digits: `"10.50"`, `"1200"`, `"0.000"`."""
     if amount is None:
@@ -149,7 +154,13 @@ class AmountField(serializers.Field):
         return str(value)
 
 
-class MoneyInputMixin:
+if TYPE_CHECKING:
+    _Serializer = serializers.Serializer[Any]  # what the mixin is mixed into
+else:
+    _Serializer = object
+
+
+class MoneyInputMixin(_Serializer):
     """Serializer mixin: resolve `currency` (default) and parse `amount` against it."""
 
     def validate(self, attrs):

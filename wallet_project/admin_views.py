@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
@@ -31,6 +32,7 @@ from audit.selectors import latest_reconciliation_summary
 from transactions.models import TransactionStatus, TransactionType
 from transactions.money import format_amount
 from transactions.selectors_admin import (
+    ActivityRow,
     activity_between,
     count_pending_transactions,
     list_failed_scheduled_runs,
@@ -327,7 +329,7 @@ def _day_bounds(day) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _activity_tables(rows: list[dict]) -> dict[str, Any]:
+def _activity_tables(rows: list[ActivityRow]) -> dict[str, Any]:
     """Counts by type and status; money moved by currency and type (completed or reversed)."""
     types = [t.value for t in TransactionType]
     statuses = [s.value for s in TransactionStatus]
@@ -356,7 +358,7 @@ def _activity_tables(rows: list[dict]) -> dict[str, Any]:
             "currency": code,
             "count": moved_counts[code],
             "cells": [format_amount(per_type[t], code) for t in types],
-            "total": format_amount(sum(per_type.values()), code),
+            "total": format_amount(sum(per_type.values(), Decimal(0)), code),
         }
         for code, per_type in sorted(moved.items())
     ]
@@ -395,7 +397,7 @@ def index_summary() -> dict[str, Any]:
 class DashboardView(TemplateView):
     """The operations dashboard: the day's activity, the pending queue, ledger health."""
 
-    admin_site = None
+    admin_site: AdminSite = admin.site  # the console's, given by `as_view(admin_site=...)`
     template_name = "admin/wallet/dashboard.html"
 
     def get_context_data(self, **kwargs):
@@ -437,15 +439,16 @@ class DashboardView(TemplateView):
             "audit_chain": (reconciliation or {}).get("checks", {}).get("audit_chain"),
             "audit_trail": _audit_trail_status(),
             "background": background,
-            "background_ok": bool(background)
-            and all(stall["status"] == "ok" for stall in background.values()),
+            "background_ok": bool(
+                background and all(stall["status"] == "ok" for stall in background.values())
+            ),
         }
 
 
 class RunReconciliationView(View):
     """Run the ledger and audit-trail reconciliation now (admins), then show the dashboard."""
 
-    admin_site = None
+    admin_site: AdminSite = admin.site  # the console's, given by `as_view(admin_site=...)`
     http_method_names = ["post"]
 
     def post(self, request):
