@@ -42,6 +42,7 @@ test: venv browser-deps
 	$(VENV)/bin/ruff check . && \
 	$(VENV)/bin/ruff format --check . && \
 	$(VENV)/bin/lint-imports --no-cache --no-logo && \
+	$(MAKE) --no-print-directory typecheck && \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
 
@@ -55,8 +56,9 @@ fmt: venv
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache --no-logo
 
+# What mypy checks, and how, is in pyproject.toml ([tool.mypy]).
 typecheck: venv
-	$(VENV)/bin/mypy transactions/services balances/services.py || true
+	$(VENV)/bin/mypy
 
 migrations: venv
 	@eval "$$($(PY) -m wallet_project.launcher env --mode run)" && $(PY) manage.py makemigrations

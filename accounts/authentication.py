@@ -17,7 +17,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow, get_md5_hash_password
 
-from accounts.selectors import get_active_user
+from accounts.selectors import find_user
 from wallet_project.request_context import user_id_var
 
 
@@ -74,7 +74,7 @@ class BearerAuthentication(JWTAuthentication):
         prepared statement (`user_by_pk`) rather than a built ORM query: this runs on
         every request.
         """
-        user = get_active_user(user_id=validated_token.get(jwt_settings.USER_ID_CLAIM))
+        user = find_user(user_id=validated_token.get(jwt_settings.USER_ID_CLAIM))
         if user is None or not user.is_active:
             raise InvalidTokenFailure()
         if jwt_settings.CHECK_REVOKE_TOKEN and validated_token.get(

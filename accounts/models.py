@@ -1,5 +1,7 @@
 """Users of the wallet: one table, a role per user, case-insensitive unique username and email."""
 
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -11,7 +13,7 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
-class WalletUserManager(UserManager):
+class WalletUserManager(UserManager["User"]):
     def get_by_natural_key(self, username):
         return self.get(username__iexact=username)
 
@@ -23,14 +25,15 @@ class WalletUserManager(UserManager):
 class User(AbstractUser):
     """A wallet user. Superusers are admins; `is_staff` follows the role (admin console entry)."""
 
-    first_name = None
-    last_name = None
+    # None removes the inherited field (Django's way); django-stubs declare it a str.
+    first_name = None  # type: ignore[assignment]
+    last_name = None  # type: ignore[assignment]
     email = models.EmailField("email address")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = WalletUserManager()
+    objects: ClassVar[WalletUserManager] = WalletUserManager()
 
     REQUIRED_FIELDS = ["email"]
 

@@ -75,8 +75,8 @@ def user_by_pk(pk: int) -> User | None:
     return User.from_db(connection.alias, _ATTNAMES, values)
 
 
-def get_active_user(*, user_id: object) -> User | None:
-    """The user with this id, active or not (services check activity under their locks)."""
+def find_user(*, user_id: object) -> User | None:
+    """The user with this id, active or not, or None (services check activity under their locks)."""
     pk = _user_pk(user_id)
     return None if pk is None else user_by_pk(pk)
 

@@ -69,6 +69,21 @@ def _user_details(user: User) -> dict[str, Any]:
     }
 
 
+def _record_user_event(
+    *, actor_id: int | None, user: User, action: str, details: dict[str, Any]
+) -> None:
+    """Audit `action` on the user's own chain (`user:<id>`), whose row lock the caller holds
+    (or whose row it has just inserted)."""
+    record_event(
+        actor_id=actor_id,
+        action=action,
+        entity_type="user",
+        entity_id=user.pk,
+        details=details,
+        chain=f"user:{user.pk}",
+    )
+
+
 def _save_unique(user: User) -> None:
     """Save, turning a lost race on the case-insensitive unique indexes into a clean 400."""
     try:
@@ -109,13 +124,11 @@ def register_user(
     _validate_password(password, user)
     user.set_password(password)
     _save_unique(user)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk if actor else user.pk,
+        user=user,
         action="user.registered",
-        entity_type="user",
-        entity_id=user.pk,
         details=_user_details(user),
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -186,13 +199,11 @@ def update_user(
         action = "user.role_changed"
     elif "is_active" in changes:
         action = "user.activated" if user.is_active else "user.deactivated"
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action=action,
-        entity_type="user",
-        entity_id=user.pk,
         details={"changes": changes, **after},
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -248,13 +259,11 @@ def deactivate_user(*, actor: User, user: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active", "updated_at"])
     _revoke_refresh_tokens(user_id=user.pk)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action="user.deactivated",
-        entity_type="user",
-        entity_id=user.pk,
         details=_user_details(user),
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -276,13 +285,11 @@ def set_frozen(*, actor: User, user: User, frozen: bool, reason: str) -> User:
     user.save(update_fields=["is_active", "updated_at"])
     if frozen:
         _revoke_refresh_tokens(user_id=user.pk)
-    record_event(
+    _record_user_event(
         actor_id=actor.pk,
+        user=user,
         action="user.frozen" if frozen else "user.unfrozen",
-        entity_type="user",
-        entity_id=user.pk,
         details={**_user_details(user), "reason": reason},
-        chain=f"user:{user.pk}",
     )
     return user
 
@@ -322,7 +329,8 @@ class _UncheckedRefreshToken(RefreshToken):
 
 def _read_refresh_token(raw: str, *, token_class: type[RefreshToken] = RefreshToken):
     try:
-        return token_class(raw)
+        # simplejwt annotates `token` as a Token; it is the encoded token, a str.
+        return token_class(raw)  # type: ignore[arg-type]
     except ExpiredTokenError as exc:
         raise TokenExpiredError("The refresh token has expired.") from exc
     except TokenError as exc:
@@ -340,7 +348,7 @@ def rotate_refresh_token(*, refresh: str) -> TokenPair:
     """
     token = _read_refresh_token(refresh, token_class=_UncheckedRefreshToken)
     outcome, pair, user_id = _rotate(token=token, raw=refresh)
-    if outcome == "reused":
+    if outcome == "reused" and user_id is not None:  # a reused token names its user
         with transaction.atomic():
             _revoke_refresh_tokens(user_id=user_id)
         raise InvalidTokenError("This refresh token was already used; every session was ended.")
@@ -399,11 +407,9 @@ def revoke_refresh_token(*, user: User, refresh: str) -> None:
         raise InvalidTokenError("This refresh token belongs to another user.")
     lock_user_row(user_id=user.pk)
     token.blacklist()
-    record_event(
+    _record_user_event(
         actor_id=user.pk,
+        user=user,
         action="user.logged_out",
-        entity_type="user",
-        entity_id=user.pk,
         details={"username": user.username},
-        chain=f"user:{user.pk}",
     )

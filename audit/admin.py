@@ -4,13 +4,14 @@ import json
 
 from django.contrib import admin
 from django.db.models import F, Func, IntegerField
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils.html import format_html
 
 from audit.models import AuditLog, AuditSeal, ReconciliationRun
 from console.mixins import (
     LargeTableMixin,
     ReadOnlyAdminMixin,
+    admin_link,
     choices_filter,
     timestamp_column,
 )
@@ -108,10 +109,9 @@ class AuditLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         if page is None:
             return label
         try:
-            url = reverse(page, args=[obj.entity_id])
+            return admin_link(page, obj.entity_id, label)
         except NoReverseMatch:
             return label
-        return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.display(description="details")
     def details_pretty(self, obj: AuditLog) -> str:

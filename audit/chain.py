@@ -34,7 +34,7 @@ def canonical_details(details: dict[str, Any]) -> str:
 def _scalar(value: object) -> str:
     if value is None:
         return "null"
-    if value.__class__ is str:
+    if isinstance(value, str) and value.__class__ is str:  # exactly a str, not a subclass
         return _encode_string(value)
     return json.dumps(value, ensure_ascii=False)
 

@@ -11,6 +11,7 @@
   operations with a required reason, each calling one service as the staff member.
 - `RecordColumnsMixin`: the columns and search of records with a status (transactions,
   batches, schedules and their items): a pasted UUID finds its record exactly.
+- `admin_link`, `status_badge`: the console's link to an object's page, and a status badge.
 """
 
 import calendar
@@ -18,26 +19,46 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Max, Min
+from django.db.models import Max, Min, QuerySet
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from console.site import is_console_admin, is_console_user
-from console.views import status_badge
 from wallet_project.errors import WalletError
 
+if TYPE_CHECKING:
+    # What the mixins extend, for the type checker: they are mixed into ModelAdmins.
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
-class RoleAccessMixin:
+
+def admin_link(page: str, object_id: object, label: object = None) -> str:
+    """A link to one object's console page: `page` is its URL name
+    (`"admin:transactions_transaction_change"`), `label` by default the start of its id.
+
+    Raises NoReverseMatch if `object_id` cannot be an argument of `page`.
+    """
+    url = reverse(page, args=[object_id])
+    return format_html('<a href="{}">{}</a>', url, str(object_id)[:8] if label is None else label)
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="wallet-badge {}">{}</span>', status, status)
+
+
+class RoleAccessMixin(_ModelAdmin):
     """Auditors (and admins) view; only admins add, change, delete and run actions.
 
     Actions declare `permissions=["act"]`, checked by `has_act_permission`.
@@ -75,7 +96,7 @@ class RoleAccessMixin:
         return super().changelist_view(request, extra_context)
 
 
-class RecordColumnsMixin:
+class RecordColumnsMixin(_ModelAdmin):
     """`short_id` and `status_column` columns; a UUID search matches `uuid_search_field`.
 
     Any other search text falls through to the admin's `search_fields`.
@@ -120,6 +141,7 @@ class CappedCountPaginator(Paginator):
     """
 
     CAP = 10_000
+    object_list: QuerySet[Any]  # a changelist's queryset
 
     @cached_property
     def _found(self) -> int:
@@ -297,7 +319,7 @@ class Operation:
         return self.lead(obj) if callable(self.lead) else self.lead
 
 
-class OperationsMixin:
+class OperationsMixin(_ModelAdmin):
     """Adds `operations` to a ModelAdmin: per-object confirmation pages and list actions.
 
     Each operation gets the URL `<object id>/<name>/` (name `<app>_<model>_<name>`), a

@@ -31,15 +31,14 @@ class WalletAdminSite(admin.AdminSite):
     index_template = "admin/wallet_index.html"
 
     def __init__(self, name: str = "admin") -> None:
-        super().__init__(name)
-        # Deleting ledger rows or users is never a console operation (users are deactivated).
-        self.disable_action("delete_selected")
-
-    @property
-    def login_form(self):
+        # The site is built once the app registry is ready (on its first use), so the form's
+        # module, which imports models, may be imported here.
         from console.views import ConsoleAuthenticationForm
 
-        return ConsoleAuthenticationForm
+        super().__init__(name)
+        self.login_form = ConsoleAuthenticationForm
+        # Deleting ledger rows or users is never a console operation (users are deactivated).
+        self.disable_action("delete_selected")
 
     def has_permission(self, request) -> bool:
         return is_console_user(request.user)

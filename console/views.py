@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
@@ -28,11 +29,13 @@ from django.views.generic import TemplateView
 
 from audit.models import AuditSeal
 from audit.selectors import latest_reconciliation_summary
+from console.mixins import admin_link
 from console.site import is_console_admin, is_console_user
 from money.amounts import format_amount
 from transactions.models import TransactionStatus, TransactionType
 from transactions.selectors import stalled_background_work
 from transactions.selectors_admin import (
+    ActivityRow,
     activity_between,
     count_pending_transactions,
     list_failed_scheduled_runs,
@@ -171,20 +174,14 @@ def user_link(user) -> str:
     """A link to a user's console page, or `external` for the world account."""
     if user is None:
         return format_html('<span class="wallet-muted">{}</span>', "external")
-    return format_html(
-        '<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[user.pk]), user
-    )
+    return admin_link("admin:accounts_user_change", user.pk, user)
 
 
 def transaction_link(txn_id) -> str:
     """A link to a transaction's console page, labelled with the start of its id."""
     if txn_id is None:
         return "-"
-    return format_html(
-        '<a href="{}">{}</a>',
-        reverse("admin:transactions_transaction_change", args=[txn_id]),
-        str(txn_id)[:8],
-    )
+    return admin_link("admin:transactions_transaction_change", txn_id)
 
 
 def audit_link(entity_type: str, entity_id: object) -> dict:
@@ -194,10 +191,6 @@ def audit_link(entity_type: str, entity_id: object) -> dict:
         "label": "Audit events",
         "url": f"{url}?entity_type={entity_type}&entity_id__exact={entity_id}",
     }
-
-
-def status_badge(status: str) -> str:
-    return format_html('<span class="wallet-badge {}">{}</span>', status, status)
 
 
 def money_cell(amount, currency: str, *, with_code: bool = True) -> str:
@@ -337,7 +330,7 @@ def _day_bounds(day) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _activity_tables(rows: list[dict]) -> dict[str, Any]:
+def _activity_tables(rows: list[ActivityRow]) -> dict[str, Any]:
     """Counts by type and status; money moved by currency and type (completed or reversed)."""
     types = [t.value for t in TransactionType]
     statuses = [s.value for s in TransactionStatus]
@@ -366,7 +359,7 @@ def _activity_tables(rows: list[dict]) -> dict[str, Any]:
             "currency": code,
             "count": moved_counts[code],
             "cells": [format_amount(per_type[t], code) for t in types],
-            "total": format_amount(sum(per_type.values()), code),
+            "total": format_amount(sum(per_type.values(), Decimal(0)), code),
         }
         for code, per_type in sorted(moved.items())
     ]
@@ -405,7 +398,7 @@ def index_summary() -> dict[str, Any]:
 class DashboardView(TemplateView):
     """The operations dashboard: the day's activity, the pending queue, ledger health."""
 
-    admin_site = None
+    admin_site: AdminSite = admin.site  # the console's, given by `as_view(admin_site=...)`
     template_name = "admin/wallet/dashboard.html"
 
     def get_context_data(self, **kwargs):
@@ -447,15 +440,16 @@ class DashboardView(TemplateView):
             "audit_chain": (reconciliation or {}).get("checks", {}).get("audit_chain"),
             "audit_trail": _audit_trail_status(),
             "background": background,
-            "background_ok": bool(background)
-            and all(stall["status"] == "ok" for stall in background.values()),
+            "background_ok": bool(
+                background and all(stall["status"] == "ok" for stall in background.values())
+            ),
         }
 
 
 class RunReconciliationView(View):
     """Run the ledger and audit-trail reconciliation now (admins), then show the dashboard."""
 
-    admin_site = None
+    admin_site: AdminSite = admin.site  # the console's, given by `as_view(admin_site=...)`
     http_method_names = ["post"]
 
     def post(self, request):

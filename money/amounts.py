@@ -7,8 +7,7 @@ minute; `forget_currencies` drops them after a change.
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-
-from django.conf import settings
+from typing import overload
 
 from wallet_project.errors import ValidationFailedError
 from wallet_project.parsers import ExponentNumber
@@ -33,6 +32,11 @@ _loaded_at = 0.0
 
 
 def _load() -> dict[str, CurrencyInfo]:
+    """Every currency by code, read again from the database once older than `_CACHE_SECONDS`.
+
+    A per-process cache: the console shows currencies read-only, so a change to the table
+    (a migration, SQL) reaches a running process within a minute, not at once.
+    """
     global _currencies, _loaded_at
     if not _currencies or time.monotonic() - _loaded_at > _CACHE_SECONDS:
         from money.models import Currency
@@ -45,7 +49,7 @@ def _load() -> dict[str, CurrencyInfo]:
 
 
 def forget_currencies() -> None:
-    """Drop the cache (after an admin changes a currency, and in tests)."""
+    """Make the next read reload the currencies (tests call this after changing them)."""
     global _loaded_at
     _loaded_at = 0.0
 
@@ -75,6 +79,10 @@ def quantize(amount: Decimal, code: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-exponent_of(code)), rounding=ROUND_HALF_EVEN)
 
 
+@overload
+def format_amount(amount: Decimal, code: str) -> str: ...
+@overload
+def format_amount(amount: Decimal | None, code: str) -> str | None: ...
 def format_amount(amount: Decimal | None, code: str) -> str | None:
     """Render with exactly the currency's digits: `"10.50"`, `"1200"`, `"0.000"`."""
     if amount is None:
@@ -117,11 +125,3 @@ def parse_amount(raw: object, code: str) -> Decimal:
     if len(fraction) > exponent:
         raise ValueError(f"{code} allows at most {exponent} decimal places.")
     return value
-
-
-def resolve_currency(raw: object) -> str:
-    code = settings.DEFAULT_CURRENCY if raw in (None, "") else raw
-    if not isinstance(code, str):
-        raise ValidationFailedError(details={"currency": ["A currency code is required."]})
-    currency_info(code)
-    return code

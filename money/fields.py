@@ -1,5 +1,7 @@
 """The serializer fields of money: a currency code and an amount, parsed against each other."""
 
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -40,7 +42,13 @@ class AmountField(serializers.Field):
         return str(value)
 
 
-class MoneyInputMixin:
+if TYPE_CHECKING:
+    _Serializer = serializers.Serializer[Any]  # what the mixin is mixed into
+else:
+    _Serializer = object
+
+
+class MoneyInputMixin(_Serializer):
     """Serializer mixin: resolve `currency` (default) and parse `amount` against it."""
 
     def validate(self, attrs):

@@ -30,7 +30,7 @@ RETENTION = timedelta(hours=24)
 class IdempotentReplay(Exception):
     """The key was already used for this request: answer with the stored response."""
 
-    def __init__(self, *, status: int, body: Any, transaction_id: str | None):
+    def __init__(self, *, status: int | None, body: Any, transaction_id: str | None):
         super().__init__("idempotent replay")
         self.status = status
         self.body = body

@@ -15,12 +15,15 @@ Tables (every amount is in a currency of `money.models.Currency`, the `currencie
   one row per run number (`scheduled_run_unique_number`); an active schedule always has a
   next run (`schedule_active_has_next_run`). See `ScheduledTransfer` for the run and
   failure policy.
+Batch items and scheduled runs record what their transfer came to in the same columns
+(`Outcome`): a status, the transaction once completed, the refusal once failed.
 
 Invariants: every completed transaction has balance entries summing to zero (see
 `balances.models`), and a transaction's status only moves along `ALLOWED_TRANSITIONS`.
 """
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -104,6 +107,13 @@ class Transaction(models.Model):
     )
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    # Set by the movement services on the transactions they write, never stored (readers use
+    # getattr): the balance after the movement of account `balance_owner_id`, and the status
+    # a status change started from (for the counters).
+    balance_after: Decimal
+    balance_owner_id: int | None
+    previous_status: str
 
     class Meta:
         db_table = "transactions"
@@ -233,6 +243,48 @@ class TransferLimit(models.Model):
         return f"{self.currency_id} limit for {who}"
 
 
+# ---------------------------------------------------------------- outcomes
+
+
+class OutcomeStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class Outcome(models.Model):
+    """What one transfer made on someone's behalf came to (a batch item, a scheduled run).
+
+    `pending` until it is done; then `completed` with its `transaction`, or `failed` with
+    the refusal's code and message. Abstract: each kind has its own table.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    status = models.CharField(
+        max_length=16, choices=OutcomeStatus.choices, default=OutcomeStatus.PENDING
+    )
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    error_code = models.CharField(max_length=64, null=True, blank=True)
+    error_message = models.CharField(max_length=500, null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def error(self) -> dict[str, str | None] | None:
+        """The refusal as the API shows it (`{"code": ..., "message": ...}`), or None."""
+        if not self.error_code:
+            return None
+        return {"code": self.error_code, "message": self.error_message}
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -243,10 +295,7 @@ class BatchStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class BatchItemStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
+BatchItemStatus = OutcomeStatus
 
 
 class TransferBatch(models.Model):
@@ -301,14 +350,13 @@ class TransferBatch(models.Model):
         return f"batch {self.pk} ({self.status} {self.processed}/{self.total})"
 
 
-class TransferBatchItem(models.Model):
+class TransferBatchItem(Outcome):
     """One requested transfer of a batch, as submitted, and its outcome.
 
     The parties are plain ids (an unknown recipient is a per-item refusal, not a broken
     foreign key); `transaction` is set once the item completed.
     """
 
-    id = models.BigAutoField(primary_key=True)
     batch = models.ForeignKey(
         TransferBatch, on_delete=models.PROTECT, related_name="items", db_index=False
     )
@@ -319,19 +367,6 @@ class TransferBatchItem(models.Model):
     currency = models.CharField(max_length=3)
     description = models.CharField(max_length=500, blank=True, default="")
     reference = models.CharField(max_length=255, null=True, blank=True)
-    status = models.CharField(
-        max_length=16, choices=BatchItemStatus.choices, default=BatchItemStatus.PENDING
-    )
-    transaction = models.ForeignKey(
-        Transaction,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    error_code = models.CharField(max_length=64, null=True, blank=True)
-    error_message = models.CharField(max_length=500, null=True, blank=True)
 
     class Meta:
         db_table = "transfer_batch_items"
@@ -363,10 +398,7 @@ class ScheduleStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class ScheduledRunStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
+ScheduledRunStatus = OutcomeStatus
 
 
 MAX_CONSECUTIVE_FAILURES = 3
@@ -461,28 +493,14 @@ class ScheduledTransfer(models.Model):
         return f"{self.amount} {self.currency_id} {every} ({self.status})"
 
 
-class ScheduledRun(models.Model):
+class ScheduledRun(Outcome):
     """One execution of a scheduled transfer: claimed (`pending`), then `completed` or `failed`."""
 
-    id = models.BigAutoField(primary_key=True)
     schedule = models.ForeignKey(
         ScheduledTransfer, on_delete=models.PROTECT, related_name="runs", db_index=False
     )
     run_number = models.PositiveIntegerField()
     run_at = models.DateTimeField()
-    status = models.CharField(
-        max_length=16, choices=ScheduledRunStatus.choices, default=ScheduledRunStatus.PENDING
-    )
-    transaction = models.ForeignKey(
-        Transaction,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    error_code = models.CharField(max_length=64, null=True, blank=True)
-    error_message = models.CharField(max_length=500, null=True, blank=True)
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 

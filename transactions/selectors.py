@@ -1,5 +1,6 @@
 """Reads of transactions, scoped to the viewer."""
 
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -38,7 +39,7 @@ def _visible(viewer: User) -> QuerySet[Transaction]:
     return qs.filter(Q(from_user_id=viewer.pk) | Q(to_user_id=viewer.pk))
 
 
-def get_transaction_for_viewer(*, viewer: User, transaction_id: object) -> Transaction:
+def get_transaction_for_viewer(*, viewer: User, transaction_id: uuid.UUID | str) -> Transaction:
     """A transaction the viewer is a party to (or any, for admins and auditors)."""
     try:
         return _visible(viewer).get(pk=transaction_id)
@@ -86,7 +87,7 @@ def list_transaction_history(
     return qs.select_related("reversed_by").order_by("-created_at", "-id")
 
 
-def get_batch_for_viewer(*, viewer: User, batch_id: object) -> TransferBatch:
+def get_batch_for_viewer(*, viewer: User, batch_id: uuid.UUID | str) -> TransferBatch:
     """A batch the viewer owns (or any, for admins and auditors); else NotFoundError."""
     qs = TransferBatch.objects.all()
     if not viewer.can_read_all:
@@ -97,7 +98,7 @@ def get_batch_for_viewer(*, viewer: User, batch_id: object) -> TransferBatch:
         raise NotFoundError("No such batch.") from None
 
 
-def list_batch_item_results(*, batch_id: object) -> list[tuple]:
+def list_batch_item_results(*, batch_id: uuid.UUID) -> list[tuple]:
     """(index, status, transaction_id, error_code, error_message) of every item, by index."""
     return list(
         TransferBatchItem.objects.filter(batch_id=batch_id)
@@ -122,7 +123,7 @@ def list_schedules_for_viewer(
     return qs.order_by("-created_at", "-id")
 
 
-def get_schedule_for_viewer(*, viewer: User, schedule_id: object) -> ScheduledTransfer:
+def get_schedule_for_viewer(*, viewer: User, schedule_id: uuid.UUID | str) -> ScheduledTransfer:
     """One scheduled transfer the viewer may see; else NotFoundError."""
     try:
         return list_schedules_for_viewer(viewer=viewer).get(pk=schedule_id)

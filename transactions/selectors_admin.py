@@ -28,12 +28,22 @@ class ActivityRow(TypedDict):
 def activity_between(*, start: datetime, end: datetime) -> list[ActivityRow]:
     """Count and summed amount per (type, status, currency) of transactions created in
     `[start, end)`: one range scan of the `(created_at, id)` index, grouped in the database."""
-    return list(
+    rows = (
         Transaction.objects.filter(created_at__gte=start, created_at__lt=end)
         .values("type", "status", "currency_id")
         .annotate(count=Count("id"), total=Sum("amount"))
         .order_by("currency_id", "type", "status")
     )
+    return [
+        ActivityRow(
+            type=row["type"],
+            status=row["status"],
+            currency_id=row["currency_id"],
+            count=row["count"],
+            total=row["total"],
+        )
+        for row in rows
+    ]
 
 
 def list_pending_transactions(*, limit: int = 10) -> list[Transaction]:

@@ -253,19 +253,6 @@ def _currency_enabled(code: str) -> bool:
     return True
 
 
-class BatchItemInputSerializer(serializers.Serializer):
-    """One item of a batch (documentation of the shape; items are parsed by parse_batch_item)."""
-
-    to_user_id = serializers.IntegerField(min_value=1)
-    amount = serializers.CharField(help_text='Decimal string such as "10.50".')
-    currency = serializers.CharField(required=False, help_text="ISO 4217; defaults to USD.")
-    description = serializers.CharField(max_length=500, required=False)
-    reference = serializers.CharField(max_length=255, required=False, allow_null=True)
-    from_user_id = serializers.IntegerField(
-        min_value=1, required=False, help_text="Admins only: the paying account."
-    )
-
-
 class BatchInputSerializer(serializers.Serializer):
     """`{items: [...], atomic}`; a malformed item rejects the request, errors keyed by index."""
 
@@ -382,9 +369,7 @@ class ScheduledRunSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(BatchItemErrorSerializer(allow_null=True))
     def get_error(self, obj: ScheduledRun) -> dict | None:
-        if not obj.error_code:
-            return None
-        return {"code": obj.error_code, "message": obj.error_message}
+        return obj.error
 
 
 class ScheduledTransferSerializer(serializers.ModelSerializer):

@@ -15,11 +15,8 @@ deleted at the next successful contact (the counters missed something), and the
 """
 
 import logging
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 
 from django.db.models import Count, Sum
@@ -79,35 +76,9 @@ def _changes(txns: list[Transaction]) -> Counter:
     return changes
 
 
-_buffer = threading.local()
-
-
-@contextmanager
-def coalesced() -> Iterator[None]:
-    """Send the increments of every commit inside the block to Redis once, at its end.
-
-    For workers that commit many movements in a row (a batch chunk): one round trip
-    instead of one per movement. Only committed movements reach the buffer.
-    """
-    if getattr(_buffer, "changes", None) is not None:  # already coalescing
-        yield
-        return
-    _buffer.changes = Counter()
-    try:
-        yield
-    finally:
-        changes, _buffer.changes = _buffer.changes, None
-        _send(changes)
-
-
 def record_committed(txns: list[Transaction]) -> None:
     """After-commit hook: count committed transactions. Never raises."""
-    changes = _changes(txns)
-    pending = getattr(_buffer, "changes", None)
-    if pending is not None:
-        pending.update(changes)
-        return
-    _send(changes)
+    _send(_changes(txns))
 
 
 def _send(changes: Counter) -> None:

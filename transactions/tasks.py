@@ -8,6 +8,7 @@ of the settings): `transactions.*`, `scheduled.*`, `maintenance.*`.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -18,7 +19,7 @@ STALE_AFTER = timedelta(minutes=2)
 
 # Transient database failures only (a lost connection, a failover); a business refusal is
 # recorded as a failed outcome by the service and never retried.
-RETRY = {
+RETRY: dict[str, Any] = {
     "acks_late": True,
     "autoretry_for": (OperationalError,),
     "retry_backoff": True,

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import IsAdmin, IsAuditorOrAdmin
-from accounts.selectors import get_active_user, user_reference
+from accounts.selectors import find_user, user_reference
 from transactions import selectors, services, stats
 from transactions.idempotency import (
     IdempotencyRequest,
@@ -158,7 +158,7 @@ def wants_async(request: Request) -> bool:
 def _recipient(user_id: int, *, read: bool = True) -> User:
     """The recipient named by `user_id`, read; with `read=False` only a reference to it,
     for a transfer, which checks that the recipient exists under its locks."""
-    recipient = get_active_user(user_id=user_id) if read else user_reference(user_id=user_id)
+    recipient = find_user(user_id=user_id) if read else user_reference(user_id=user_id)
     if recipient is None:
         raise recipient_not_found()
     return recipient
@@ -170,7 +170,7 @@ def _party(*, viewer: User, requested: int | None, field: str) -> User:
         return viewer
     if not viewer.is_admin:
         raise PermissionDeniedError(f"Only an admin may set {field}.")
-    user = get_active_user(user_id=requested)
+    user = find_user(user_id=requested)
     if user is None:
         raise NotFoundError(f"No user {requested}.", details={field: requested})
     return user

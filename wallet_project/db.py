@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, overload
 
 from django.db import InterfaceError, OperationalError, connection
 from psycopg import pq
@@ -76,6 +76,10 @@ def epoch_micros(expression: str) -> str:
     return f"(extract(epoch FROM {expression}) * 1000000)::bigint"
 
 
+@overload
+def from_epoch_micros(value: int) -> datetime: ...
+@overload
+def from_epoch_micros(value: None) -> None: ...
 def from_epoch_micros(value: int | None) -> datetime | None:
     """The UTC datetime `value` microseconds after the epoch (None stays None)."""
     return None if value is None else EPOCH + timedelta(microseconds=value)
@@ -191,7 +195,7 @@ def _ends_outermost_block() -> bool:
     blocks = connection.atomic_blocks
     return (
         len(blocks) == 1
-        and blocks[0].durable
+        and blocks[0].durable  # type: ignore[attr-defined]  # django-stubs omit Atomic.durable
         and not connection.savepoint_ids
         and not connection.needs_rollback
     )

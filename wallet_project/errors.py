@@ -124,11 +124,6 @@ class SameAccountError(BusinessRuleError):
     message = "Sender and recipient must be different accounts."
 
 
-class CurrencyMismatchError(BusinessRuleError):
-    code = "currency_mismatch"
-    message = "The currencies of this operation do not match."
-
-
 class InvalidStateError(BusinessRuleError):
     code = "invalid_state"
     message = "This state transition is not allowed."

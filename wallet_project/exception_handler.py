@@ -92,7 +92,9 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any], dict[str, 
         details = _validation_details(exc.detail)
         return 400, "validation_error", errors.ValidationFailedError.message, details, {}
     if isinstance(exc, drf.Throttled):
-        wait = max(math.ceil(exc.wait), 1) if exc.wait is not None else 60
+        # djangorestframework-stubs omit `wait`, which Throttled.__init__ sets.
+        wait_seconds = exc.wait  # type: ignore[attr-defined]
+        wait = max(math.ceil(wait_seconds), 1) if wait_seconds is not None else 60
         message = f"Too many requests; retry in {wait} seconds."
         return 429, "throttled", message, {"retry_after": wait}, {"Retry-After": str(wait)}
     if isinstance(exc, drf.APIException):

@@ -6,10 +6,13 @@ One JSON object per line on stdout, whether the record comes from structlog
 bound context (`request_id`) and the record's own fields (`user_id`, `status`, ...).
 """
 
+from typing import Any
+
 import structlog
+from structlog.typing import Processor
 
 # Steps every record goes through, from either side, before rendering.
-_SHARED = [
+_SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.add_log_level,
@@ -20,9 +23,8 @@ _SHARED = [
 class JsonFormatter(structlog.stdlib.ProcessorFormatter):
     """A logging.Formatter that renders stdlib and structlog records as one JSON object."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            *args,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

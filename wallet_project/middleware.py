@@ -3,6 +3,7 @@ and the HTML site's own middleware (sessions, Django's user, messages), skipped 
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404
+from django.utils.deprecation import MiddlewareMixin
 
 from wallet_project.db import database_unavailable
 from wallet_project.envelope import error_response, error_response_for_status
@@ -181,7 +183,13 @@ class BodySizeLimitMiddleware:
 
 
 # ----------------------------------------------------------------- the HTML site's middleware
-class SiteOnlyMixin:
+if TYPE_CHECKING:
+    _SiteMiddleware = MiddlewareMixin  # what the mixin is mixed into, for the type checker
+else:
+    _SiteMiddleware = object
+
+
+class SiteOnlyMixin(_SiteMiddleware):
     """A middleware of the HTML site (the admin console) that API requests pass straight by.
 
     The API authenticates every request by its bearer token and keeps no session, so

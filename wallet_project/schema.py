@@ -25,8 +25,7 @@ _DESCRIPTIONS = {
     404: "not_found",
     409: "idempotency_key_reused, idempotency_in_progress or conflict",
     413: "payload_too_large",
-    422: "insufficient_funds, limit_exceeded, account_inactive, same_account, "
-    "currency_mismatch or invalid_state",
+    422: "insufficient_funds, limit_exceeded, account_inactive, same_account or invalid_state",
     429: "throttled",
 }
 

@@ -225,12 +225,12 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"Bearer": []}],
-    # Several models have a `status`: one named enum each (BatchItemStatus and
-    # ScheduledRunStatus share their values, so they share a name).
+    # Several models have a `status`: one named enum each (batch items and scheduled runs
+    # share theirs, OutcomeStatus).
     "ENUM_NAME_OVERRIDES": {
         "TransactionStatusEnum": "transactions.models.TransactionStatus",
         "BatchStatusEnum": "transactions.models.BatchStatus",
-        "OutcomeStatusEnum": "transactions.models.BatchItemStatus",
+        "OutcomeStatusEnum": "transactions.models.OutcomeStatus",
         "ScheduleStatusEnum": "transactions.models.ScheduleStatus",
     },
 }

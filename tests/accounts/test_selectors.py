@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from accounts.selectors import get_active_user, user_by_pk
+from accounts.selectors import find_user, user_by_pk
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +51,6 @@ def test_user_by_pk_keeps_a_missing_timestamp_none_and_reads_one_statement():
 
 def test_unknown_or_impossible_ids_read_no_user():
     assert user_by_pk(2**62) is None
-    assert get_active_user(user_id="12abc") is None
-    assert get_active_user(user_id=True) is None
-    assert get_active_user(user_id=2**63) is None
+    assert find_user(user_id="12abc") is None
+    assert find_user(user_id=True) is None
+    assert find_user(user_id=2**63) is None

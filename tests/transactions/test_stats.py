@@ -10,7 +10,6 @@ from django_redis import get_redis_connection
 from tests.conftest import client_for
 from transactions import services, stats
 from transactions.models import Transaction, TransactionType
-from wallet_project.errors import InsufficientFundsError
 
 pytestmark = pytest.mark.django_db
 
@@ -216,35 +215,3 @@ def test_only_admins_and_auditors_read_the_stats(user, api_client, who, status):
     response = client.get(STATS)
     # then
     assert response.status_code == status
-
-
-def test_a_chunk_sends_its_counters_once_and_counts_only_what_committed(
-    funded_user, other_user, committed
-):
-    # given
-    sender = funded_user("10.00")
-    stats.rebuild_counters()
-    # when: three movements commit inside one coalesced block, a fourth is refused
-    with stats.coalesced():
-        with committed():
-            for _ in range(3):
-                services.transfer(
-                    actor=sender,
-                    sender=sender,
-                    recipient=other_user,
-                    amount=Decimal(1),
-                    currency="USD",
-                )
-        before_the_end = stats.transaction_stats()["transactions"]["by_type"]["transfer"]
-        with pytest.raises(InsufficientFundsError), committed():
-            services.transfer(
-                actor=sender,
-                sender=sender,
-                recipient=other_user,
-                amount=Decimal(99),
-                currency="USD",
-            )
-    # then
-    assert before_the_end == 0
-    assert stats.transaction_stats()["transactions"]["by_type"]["transfer"] == 3
-    assert stats.transaction_stats()["volume"] == {"USD": "13.00"}

@@ -3,13 +3,13 @@
 from django.contrib import admin
 from django.db.models import Count
 from django.urls import reverse
-from django.utils.html import format_html
 
 from console.mixins import (
     LargeTableMixin,
     OperationsMixin,
     ReadOnlyAdminMixin,
     RecordColumnsMixin,
+    admin_link,
 )
 from console.views import (
     audit_link,
@@ -21,14 +21,6 @@ from money.amounts import format_amount
 from transactions.models import BatchItemStatus, TransferBatch, TransferBatchItem
 
 FAILED_ITEMS_SHOWN = 50
-
-
-def batch_link(batch_id) -> str:
-    return format_html(
-        '<a href="{}">{}</a>',
-        reverse("admin:transactions_transferbatch_change", args=[batch_id]),
-        str(batch_id)[:8],
-    )
 
 
 @admin.register(TransferBatch)
@@ -143,7 +135,7 @@ class TransferBatchItemAdmin(
 
     @admin.display(description="batch")
     def batch_column(self, obj: TransferBatchItem) -> str:
-        return batch_link(obj.batch_id)
+        return admin_link("admin:transactions_transferbatch_change", obj.batch_id)
 
     @admin.display(description="amount")
     def amount_column(self, obj: TransferBatchItem) -> str:

@@ -2,7 +2,6 @@
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
 
 from console.mixins import (
     LargeTableMixin,
@@ -10,6 +9,7 @@ from console.mixins import (
     OperationsMixin,
     ReadOnlyAdminMixin,
     RecordColumnsMixin,
+    admin_link,
 )
 from console.views import (
     audit_link,
@@ -55,14 +55,6 @@ CANCEL = Operation(
     lead="A cancelled schedule never runs again; this cannot be undone. A claimed run finishes.",
     danger=True,
 )
-
-
-def schedule_link(schedule_id) -> str:
-    return format_html(
-        '<a href="{}">{}</a>',
-        reverse("admin:transactions_scheduledtransfer_change", args=[schedule_id]),
-        str(schedule_id)[:8],
-    )
 
 
 @admin.register(ScheduledTransfer)
@@ -179,7 +171,7 @@ class ScheduledRunAdmin(RecordColumnsMixin, ReadOnlyAdminMixin, LargeTableMixin,
 
     @admin.display(description="schedule")
     def schedule_column(self, obj: ScheduledRun) -> str:
-        return schedule_link(obj.schedule_id)
+        return admin_link("admin:transactions_scheduledtransfer_change", obj.schedule_id)
 
     @admin.display(description="transaction")
     def transaction_column(self, obj: ScheduledRun) -> str:

@@ -6,6 +6,7 @@ an admin is the actor (recorded on the transaction as `initiated_by` and on its
 `transaction.completed` event as `actor_id`), and the kind and reason are the description.
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import models
@@ -59,7 +60,10 @@ def adjust_balance(
         raise ValidationFailedError(details={"reason": ["A reason is required."]})
     if kind not in AdjustmentKind.values:
         raise ValidationFailedError(details={"kind": [f"'{kind}' is not an adjustment kind."]})
-    movements = {TransactionType.CREDIT: credit, TransactionType.DEBIT: debit}
+    movements: dict[str, Callable[..., Transaction]] = {
+        TransactionType.CREDIT: credit,
+        TransactionType.DEBIT: debit,
+    }
     if direction not in movements:
         raise ValidationFailedError(details={"direction": ["Use 'credit' or 'debit'."]})
     return movements[direction](

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
@@ -204,7 +204,7 @@ def create_batch(
     return batch
 
 
-def _lock_batch(batch_id: object) -> TransferBatch:
+def _lock_batch(batch_id: uuid.UUID | str) -> TransferBatch:
     try:
         return TransferBatch.objects.select_for_update().get(pk=batch_id)
     except (TransferBatch.DoesNotExist, ValueError, TypeError, DjangoValidationError):
@@ -216,7 +216,7 @@ def _unfinished(batch: TransferBatch) -> bool:
 
 
 @transaction.atomic(durable=True)
-def _mark_processing(*, batch_id: object) -> TransferBatch:
+def _mark_processing(*, batch_id: uuid.UUID | str) -> TransferBatch:
     """`pending` -> `processing` (with its event); returns the batch as it now is."""
     batch = _lock_batch(batch_id)
     if batch.status == BatchStatus.PENDING:
@@ -232,7 +232,7 @@ def _mark_processing(*, batch_id: object) -> TransferBatch:
     return batch
 
 
-def start_batch(*, batch_id: object) -> TransferBatch:
+def start_batch(*, batch_id: uuid.UUID | str) -> TransferBatch:
     """Start (or resume) a batch: apply an atomic one, fan the others out into chunks.
 
     Idempotent: a finished batch is left alone; for a chunked one, only chunks that still
@@ -253,7 +253,7 @@ def start_batch(*, batch_id: object) -> TransferBatch:
     return batch
 
 
-def _pending_chunk_starts(batch_id: object) -> list[int]:
+def _pending_chunk_starts(batch_id: uuid.UUID | str) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT (index / %s::integer) * %s::integer FROM transfer_batch_items "
@@ -269,7 +269,8 @@ def _pending_chunk_starts(batch_id: object) -> list[int]:
 class _Item(NamedTuple):
     """A pending item as read for applying (the columns of `_ITEMS_SQL`)."""
 
-    index: int
+    # mypy refuses a field named like a tuple method; it shadows tuple.index, unused here.
+    index: int  # type: ignore[assignment]
     from_user_id: int
     to_user_id: int
     amount: Decimal
@@ -286,7 +287,7 @@ ORDER BY index
 """
 
 
-def _read_items(*, batch_id: object, start: int, stop: int, lock: bool) -> list[_Item]:
+def _read_items(*, batch_id: uuid.UUID | str, start: int, stop: int, lock: bool) -> list[_Item]:
     """The pending items `start <= index < stop`, in index order (locked if `lock`)."""
     with connection.cursor() as cursor:
         cursor.execute(_ITEMS_SQL + (" FOR UPDATE" if lock else ""), [batch_id, start, stop])
@@ -413,8 +414,9 @@ def _write_transfers(
     copy_rows("transactions", TRANSACTION_COLUMNS, transaction_rows())
     # Legs grouped by balance, each balance's in item order: its chain and amounts are
     # exactly those of posting in item order, and its events are written side by side.
+    # (Every leg of a transfer is an account's, never the world's: its user id is set.)
     legs = [leg for txn in txns for leg in legs_for(txn)]
-    legs.sort(key=lambda leg: locked.balances[(leg.user_id, leg.currency)].id)
+    legs.sort(key=lambda leg: locked.balances[(cast(int, leg.user_id), leg.currency)].id)
     posted = PostingResult()
     entries = iter_postings(locked=locked, postings=legs, actor_id=owner_id, now=now, result=posted)
 
@@ -448,7 +450,7 @@ def _apply_items(
     """
     accepted = [item for item in items if item.index not in refused]
     txns = _write_transfers(batch=batch, items=accepted, locked=locked) if accepted else []
-    outcomes = [
+    outcomes: list[tuple] = [
         (item.index, BatchItemStatus.COMPLETED, txn.pk, None, None)
         for item, txn in zip(accepted, txns, strict=True)
     ]
@@ -505,7 +507,7 @@ def _fail_atomic(
 
 @retry_on_lock_conflict
 @transaction.atomic(durable=True)
-def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
+def apply_atomic_batch(*, batch_id: uuid.UUID | str) -> TransferBatch:
     """Apply every item of an atomic batch in this one transaction, or none of them.
 
     Locks the batch row, then every balance the items touch, once, in primary-key order
@@ -590,7 +592,10 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
             statements,
             events=[
                 _batch_event(
-                    batch=batch, action="batch.completed", actor_id=None, now=batch.completed_at
+                    batch=batch,
+                    action="batch.completed",
+                    actor_id=None,
+                    now=cast(datetime, batch.completed_at),  # set when the last item counts
                 )
             ],
         )
@@ -632,7 +637,7 @@ def _run_chunk(*, batch: TransferBatch, start: int, stop: int) -> int:
     return len(items)
 
 
-def process_batch_chunk(*, batch_id: object, start: int, stop: int) -> int:
+def process_batch_chunk(*, batch_id: uuid.UUID | str, start: int, stop: int) -> int:
     """Apply the pending items `start <= index < stop` of a chunked batch; returns how many.
 
     One database transaction for the chunk (see `_run_chunk`). Exactly once per item: the

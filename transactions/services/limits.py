@@ -29,7 +29,10 @@ def check_limit(limit: TransferLimit) -> None:
         raise ValidationFailedError(details={"max_per_day": ["Set at least one cap."]})
     if limit.is_active:
         others = TransferLimit.objects.filter(
-            currency_id=currency, user_id=limit.user_id, is_active=True
+            # An exact lookup of None is IS NULL; django-stubs accept no None for a nullable key.
+            currency_id=currency,
+            user_id=limit.user_id,  # type: ignore[misc]
+            is_active=True,
         ).exclude(pk=limit.pk)
         if others.exists():
             raise ConflictError(

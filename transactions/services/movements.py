@@ -1,13 +1,17 @@
 """Money movement: credit, debit, transfer, reverse.
 
 Every public service owns one database transaction (`atomic(durable=True)`) wrapped in a
-bounded retry on lock conflicts, and makes a fixed, small number of round trips:
-1. claim the idempotency key (only when one is given) and lock every balance row it
-   touches in primary-key order, in one `SELECT ... FOR UPDATE`, the two statements
-   sent in one round trip,
-3. one statement that updates the balances and inserts the transaction, the balance
+bounded retry on lock conflicts. Credit, debit and transfer (`_move`) make two round trips:
+1. `BEGIN`, the idempotency key's claim (only when one is given) and one
+   `SELECT ... FOR UPDATE` that locks every balance row involved in primary-key order and
+   reads the database clock, pipelined (`lock_parties`),
+2. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
    same round trip (`StatementBatch.execute_and_commit`).
+A balance row created on first use (a recipient's first payment in a currency) adds round
+trips between the two: its insert, its `balance.opened` event and the lock again.
+`reverse` makes more: the key's claim, the original's row lock and its chain head each
+come before the balance lock, and its statement runs before the block's own `COMMIT`.
 Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
@@ -15,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from django.db import transaction
 
@@ -188,7 +193,8 @@ def new_transaction(
         description=description or "",
         reference=reference,
         initiated_by_id=actor.pk if actor else None,
-        created_at=now,
+        # A model takes None for any field until it is saved; django-stubs say it may not.
+        created_at=now,  # type: ignore[misc]
         completed_at=now if status == TransactionStatus.COMPLETED else None,
     )
 
@@ -237,7 +243,7 @@ def plan_movement(
     currency = txn.currency_id
     parties = [u for u in (txn.from_user_id, txn.to_user_id) if u is not None]
     ensure_active(locked=locked, user_ids=parties, currency=currency)
-    if is_limited(
+    if txn.from_user_id is not None and is_limited(
         kind=txn.type, from_user_id=txn.from_user_id, initiated_by_id=txn.initiated_by_id
     ):
         LimitCheck(locked).check(sender_id=txn.from_user_id, currency=currency, amount=txn.amount)
@@ -248,7 +254,8 @@ def plan_movement(
     batch, result = plan_postings(
         locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
     )
-    shown = txn.from_user_id if txn.from_user_id is not None else txn.to_user_id
+    # A credit has no sender, but always a recipient.
+    shown = txn.from_user_id if txn.from_user_id is not None else cast(int, txn.to_user_id)
     txn.balance_after = result.balance_after[(shown, currency)]
     txn.balance_owner_id = shown
     return batch, result
@@ -434,7 +441,7 @@ def transition(*, txn: Transaction, target: str) -> None:
 def reverse(
     *,
     actor: User,
-    transaction_id: object,
+    transaction_id: uuid.UUID | str,
     reason: str,
     idempotency: IdempotencyRequest | None = None,
 ) -> Transaction:
@@ -480,7 +487,11 @@ def reverse(
     batch, result = plan_postings(
         locked=locked, postings=legs_for(reversal), actor_id=actor.pk, now=now
     )
-    shown = reversal.from_user_id if reversal.from_user_id is not None else reversal.to_user_id
+    shown = (
+        reversal.from_user_id
+        if reversal.from_user_id is not None
+        else cast(int, reversal.to_user_id)
+    )
     reversal.balance_after = result.balance_after[(shown, code)]
     reversal.balance_owner_id = shown
     add_transaction_inserts(batch, txns=[reversal])

@@ -10,6 +10,7 @@ the refusal's code as `failure_code`. A message delivered twice is therefore har
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -99,14 +100,15 @@ def worker_exclusive(*, name: str) -> Iterator[bool]:
 def _parties(
     *, kind: str, from_user: User | None, to_user: User | None
 ) -> tuple[int | None, int | None]:
-    expected = {
+    parties: dict[str, tuple[bool, bool]] = {
         TransactionType.CREDIT: (False, True),
         TransactionType.DEBIT: (True, False),
         TransactionType.TRANSFER: (True, True),
-    }.get(kind)
+    }
+    expected = parties.get(kind)
     if expected is None or expected != (from_user is not None, to_user is not None):
         raise ValidationFailedError(details={"type": [f"'{kind}' cannot be queued this way."]})
-    if kind == TransactionType.TRANSFER and from_user.pk == to_user.pk:
+    if from_user is not None and to_user is not None and from_user.pk == to_user.pk:
         raise SameAccountError(details={"to_user_id": to_user.pk})
     return (from_user.pk if from_user else None, to_user.pk if to_user else None)
 
@@ -188,7 +190,7 @@ def _fail(
 
 @retry_on_lock_conflict
 @transaction.atomic(durable=True)
-def process_pending_transaction(*, transaction_id: object) -> Transaction:
+def process_pending_transaction(*, transaction_id: uuid.UUID | str) -> Transaction:
     """Complete a pending transaction, or fail it with the refusal's code.
 
     Locks the transaction row, then the parties' balances in primary-key order. Does
@@ -231,7 +233,9 @@ def process_pending_transaction(*, transaction_id: object) -> Transaction:
 
 @retry_on_lock_conflict
 @transaction.atomic(durable=True)
-def cancel_pending_transaction(*, actor: User, transaction_id: object, reason: str) -> Transaction:
+def cancel_pending_transaction(
+    *, actor: User, transaction_id: uuid.UUID | str, reason: str
+) -> Transaction:
     """Fail a pending transaction with `failure_code` "cancelled" before a worker runs it.
 
     Locks the transaction row. Raises NotFoundError, InvalidStateError (no longer pending).
@@ -250,7 +254,7 @@ def cancel_pending_transaction(*, actor: User, transaction_id: object, reason: s
 
 @transaction.atomic(durable=True)
 def requeue_pending_transaction(
-    *, actor: User, transaction_id: object, reason: str = ""
+    *, actor: User, transaction_id: uuid.UUID | str, reason: str = ""
 ) -> Transaction:
     """Queue a pending transaction again (its message was lost); records who asked.
 

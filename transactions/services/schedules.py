@@ -15,8 +15,10 @@ Lock order: the schedule row only (steps 1 and 3); step 2 locks like `transfer`.
 
 import calendar
 import logging
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -62,7 +64,10 @@ EXECUTE_RUN_TASK = "scheduled.execute_run"  # see transactions.tasks
 CLAIM_LIMIT = 100  # schedules claimed per statement; a tick claims until none is due
 MAX_CLAIM_ROUNDS = 20
 PAST_TOLERANCE = timedelta(minutes=5)  # a run_at slightly in the past (clock skew) runs now
-_STEPS = {ScheduleInterval.DAILY: timedelta(days=1), ScheduleInterval.WEEKLY: timedelta(weeks=1)}
+_STEPS: dict[str | None, timedelta] = {
+    ScheduleInterval.DAILY: timedelta(days=1),
+    ScheduleInterval.WEEKLY: timedelta(weeks=1),
+}
 
 
 # ---------------------------------------------------------------- the calendar
@@ -205,7 +210,7 @@ def create_schedule(
     return schedule
 
 
-def _lock_schedule(*, schedule_id: object) -> ScheduledTransfer:
+def _lock_schedule(*, schedule_id: uuid.UUID | str) -> ScheduledTransfer:
     """Lock one schedule row (`FOR UPDATE`). Order: schedule rows are locked alone."""
     try:
         return ScheduledTransfer.objects.select_for_update().get(pk=schedule_id)
@@ -226,7 +231,9 @@ def _refuse(schedule: ScheduledTransfer, verb: str) -> InvalidStateError:
 
 
 @transaction.atomic(durable=True)
-def pause_schedule(*, actor: User, schedule_id: object, reason: str = "") -> ScheduledTransfer:
+def pause_schedule(
+    *, actor: User, schedule_id: uuid.UUID | str, reason: str = ""
+) -> ScheduledTransfer:
     """Stop running an active schedule until it is resumed.
 
     Locks the schedule row. Raises NotFoundError, PermissionDeniedError, InvalidStateError.
@@ -242,7 +249,9 @@ def pause_schedule(*, actor: User, schedule_id: object, reason: str = "") -> Sch
 
 
 @transaction.atomic(durable=True)
-def resume_schedule(*, actor: User, schedule_id: object, reason: str = "") -> ScheduledTransfer:
+def resume_schedule(
+    *, actor: User, schedule_id: uuid.UUID | str, reason: str = ""
+) -> ScheduledTransfer:
     """Run a paused schedule again from its next occurrence (missed ones are skipped).
 
     Resets the failure count. A schedule with no occurrence left becomes `completed`.
@@ -265,7 +274,9 @@ def resume_schedule(*, actor: User, schedule_id: object, reason: str = "") -> Sc
 
 
 @transaction.atomic(durable=True)
-def cancel_schedule(*, actor: User, schedule_id: object, reason: str = "") -> ScheduledTransfer:
+def cancel_schedule(
+    *, actor: User, schedule_id: uuid.UUID | str, reason: str = ""
+) -> ScheduledTransfer:
     """Cancel an active or paused schedule: no further run. A run already claimed finishes.
 
     Locks the schedule row. Raises NotFoundError, PermissionDeniedError, InvalidStateError
@@ -301,18 +312,17 @@ def claim_due_runs(*, now: datetime | None = None, limit: int = CLAIM_LIMIT) -> 
     )
     runs = []
     for schedule in due:
+        due_at = cast(datetime, schedule.next_run_at)  # due: `next_run_at <= now`, not null
         run = ScheduledRun(
             schedule=schedule,
             run_number=schedule.run_count + 1,
-            run_at=schedule.next_run_at,
+            run_at=due_at,
             status=ScheduledRunStatus.PENDING,
             created_at=now,
         )
         runs.append(run)
         schedule.run_count = run.run_number
-        schedule.next_run_at = next_occurrence(
-            schedule=schedule, after=max(now, schedule.next_run_at)
-        )
+        schedule.next_run_at = next_occurrence(schedule=schedule, after=max(now, due_at))
         if schedule.next_run_at is None:
             schedule.status = ScheduleStatus.COMPLETED
         schedule.updated_at = now
