@@ -110,7 +110,9 @@ def count_buckets(*, first: datetime, last: datetime, interval: str) -> int:
     return max((high - low) // _BUCKET_STEPS[interval] + 1, 0)
 
 
-def _history_span(*, user_id: int, currency: str | None) -> tuple[datetime, datetime] | None:
+def history_span(*, user_id: int, currency: str | None = None) -> tuple[datetime, datetime] | None:
+    """The instants of the user's first and last balance change (in `currency`), or None:
+    two probes of the user-time index per balance, however long the history."""
     sql = _SPAN_SQL.format(currency="AND b.currency = %s" if currency else "")
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_id, currency] if currency else [user_id])
@@ -156,7 +158,7 @@ def _closing_entries(
     first = start
     last = end - timedelta(microseconds=1) if end else None  # `end` itself is outside
     if first is None or last is None:
-        span = _history_span(user_id=user_id, currency=currency)
+        span = history_span(user_id=user_id, currency=currency)
         if span is None:
             return RawSQL("false", [], output_field=BooleanField())
         first, last = first or span[0], last or span[1]
