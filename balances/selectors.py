@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from balances.models import Balance, BalanceEntry
 from wallet_project.errors import ValidationFailedError
+from wallet_project.pagination import MergedQuerySets
 
 
 def has_nonzero_balance(*, user_id: int) -> bool:
@@ -127,9 +128,11 @@ def list_balance_history(
     start: datetime | None = None,
     end: datetime | None = None,
     interval: str | None = None,
-) -> QuerySet[BalanceEntry]:
-    """The user's balance changes in `[start, end)`, oldest first.
+) -> QuerySet[BalanceEntry] | MergedQuerySets:
+    """The user's balance changes in `[start, end)`, oldest first, paged like a queryset.
 
+    Without `interval` or `currency`, the user's currencies are read first (one more query)
+    and each is a range scan of the user-time index, merged in order (`MergedQuerySets`).
     With `interval` (`day`/`hour`, buckets of the current time zone, UTC by default) only
     the last change of each bucket, which holds the bucket's closing balance, listed if it
     falls in the range; a bucket without a change has no row. One index probe per bucket
@@ -139,15 +142,31 @@ def list_balance_history(
     Raises ValidationFailedError if the range spans more than HISTORY_MAX_BUCKETS buckets.
     """
     qs = BalanceEntry.objects.filter(user_id=user_id)
-    if currency:
-        qs = qs.filter(currency_id=currency)
     if start:
         qs = qs.filter(created_at__gte=start)
     if end:
         qs = qs.filter(created_at__lt=end)
     if interval:
-        qs = qs.filter(_closing_entries(user_id, currency, start, end, interval))
-    return qs.order_by("created_at", "id")
+        if currency:
+            qs = qs.filter(currency_id=currency)
+        return qs.filter(_closing_entries(user_id, currency, start, end, interval)).order_by(
+            "created_at", "id"
+        )
+    # The index orders time within one currency: each currency is its own range scan, and
+    # several are merged in order, rather than every entry of the user sorted for a page.
+    codes = [currency] if currency else _currencies_of(user_id)
+    parts = [qs.filter(currency_id=code).order_by("created_at", "id") for code in codes]
+    if len(parts) > 1:
+        return MergedQuerySets(*parts).order_by("created_at", "id")
+    return parts[0] if parts else qs.none().order_by("created_at", "id")
+
+
+def _currencies_of(user_id: int) -> list[str]:
+    return list(
+        Balance.objects.filter(user_id=user_id)
+        .order_by("currency_id")
+        .values_list("currency_id", flat=True)
+    )
 
 
 def _closing_entries(

@@ -70,7 +70,7 @@ def test_list_balance_history_is_one_query(user, interval, django_assert_num_que
     start = datetime(2026, 5, 1, 22, tzinfo=UTC)
     for i in range(9):
         backdate(credit(user, "1.00"), to=start + timedelta(minutes=20 * i))
-    window = {"start": start, "end": start + timedelta(days=2)}
+    window = {"start": start, "end": start + timedelta(days=2), "currency": "USD"}
     # when
     with django_assert_num_queries(1):
         rows = list(selectors.list_balance_history(user_id=user.pk, interval=interval, **window))
@@ -92,3 +92,20 @@ def test_list_balance_history_reads_an_omitted_bound_first(user, bounds, django_
     with django_assert_num_queries(2):
         rows = list(selectors.list_balance_history(user_id=user.pk, interval="hour", **given))
     assert len(rows) == 3
+
+
+def test_list_balance_history_merges_the_currencies_in_time_order(user, django_assert_num_queries):
+    # given changes in three currencies, interleaved in time, two of them at one instant
+    start = datetime(2026, 5, 1, 22, tzinfo=UTC)
+    made = []
+    for i, code in enumerate(["USD", "EUR", "JPY", "USD", "JPY", "EUR", "EUR", "USD"]):
+        txn = credit(user, "1" if code == "JPY" else "1.00", code)
+        backdate(txn, to=start + timedelta(minutes=10 * (i // 2 * 2)))
+        made.append(txn.pk)
+    # when
+    with django_assert_num_queries(2):  # the user's currencies, then the merged page
+        rows = list(selectors.list_balance_history(user_id=user.pk)[0:20])
+    later = list(selectors.list_balance_history(user_id=user.pk).filter(created_at__gt=start)[0:20])
+    # then every change once, by time then id, whatever its currency
+    assert [row.transaction_id for row in rows] == made
+    assert [row.transaction_id for row in later] == made[2:]
