@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from balances.models import Balance, BalanceEntry
+from balances.selectors import history_span
 from console.mixins import (
     LargeTableMixin,
     ReadOnlyAdminMixin,
@@ -13,6 +14,14 @@ from console.mixins import (
 )
 from console.views import money_cell, transaction_link, user_link
 from money.amounts import format_amount
+
+
+def _one_user(changelist) -> int | None:
+    """The user a list of entries is narrowed to (the user filter, or a user id searched)."""
+    for value in (changelist.params.get("user__id__exact"), changelist.query):
+        if value and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def _search_by_user_id(queryset, search_term: str):
@@ -142,6 +151,17 @@ class BalanceEntryAdmin(RecordColumnsMixin, ReadOnlyAdminMixin, LargeTableMixin,
         if found is not None:
             return found, False
         return super().get_search_results(request, queryset, search_term)  # a transaction id
+
+    def date_bounds(self, changelist) -> dict | None:
+        """One user's entries: the first and last change from probes of the user-time index
+        (`history_span`). `MIN`/`MAX` over them would read every entry of the user, since
+        the index orders time within one currency only."""
+        user_id = _one_user(changelist)
+        if user_id is None:
+            return None
+        currency = changelist.params.get("currency__code__exact")
+        first, last = history_span(user_id=user_id, currency=currency) or (None, None)
+        return {"first": first, "last": last}
 
     @admin.display(description="account", ordering="user_id")
     def owner(self, obj: BalanceEntry) -> str:

@@ -11,7 +11,14 @@ class BalanceQuerySerializer(serializers.Serializer):
 
 class HistoricalQuerySerializer(BalanceQuerySerializer):
     to = serializers.DateTimeField(required=False)
-    interval = serializers.ChoiceField(choices=["day", "hour"], required=False)
+    interval = serializers.ChoiceField(
+        choices=["day", "hour"],
+        required=False,
+        help_text=(
+            "One point per UTC day or hour: its closing balance. The range (`from` to `to`, "
+            "an omitted one being the first or last change) may hold at most 1,000 buckets."
+        ),
+    )
 
     def get_fields(self):
         fields = super().get_fields()

@@ -162,8 +162,20 @@ class BoundedDateChangeList(ChangeList):
     Django lists the years, months or days that hold rows with `SELECT DISTINCT
     date_trunc(...)` over every row in the range, a full scan of a large table on each page.
     Here one `MIN`/`MAX` (read from the index ends) bounds the range and every year, month
-    or day between the bounds is offered; an empty one simply shows an empty list.
+    or day between the bounds is offered; an empty one simply shows an empty list. A model
+    admin whose lists no index bounds that way reads the bounds itself (`date_bounds`).
     """
+
+    def date_bounds(self) -> dict[str, Any]:
+        """`{"first", "last"}` of the date field over the list: the model admin's own
+        `date_bounds(changelist)` when it has one and it answers, else `MIN`/`MAX`."""
+        own = getattr(self.model_admin, "date_bounds", None)
+        bounds = own(self) if own else None
+        if bounds is None:
+            bounds = self.queryset.aggregate(
+                first=Min(self.date_hierarchy), last=Max(self.date_hierarchy)
+            )
+        return bounds
 
     @cached_property
     def bounded_date_hierarchy(self) -> dict[str, Any]:
@@ -189,7 +201,7 @@ class BoundedDateChangeList(ChangeList):
                 },
                 "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
             }
-        bounds = self.queryset.aggregate(first=Min(name), last=Max(name))
+        bounds = self.date_bounds()
         if bounds["first"] is None:
             return {"show": False}
         first, last = (timezone.localtime(bounds[k]) for k in ("first", "last"))

@@ -21,6 +21,7 @@ from transactions.models import (
     TransferBatchItem,
 )
 from wallet_project.errors import NotFoundError, PermissionDeniedError
+from wallet_project.pagination import MergedQuerySets
 
 
 def resolve_subject_user_id(*, viewer: User, requested: int | None) -> int:
@@ -63,28 +64,34 @@ def list_transaction_history(
     end: datetime | None = None,
     min_amount: Decimal | None = None,
     max_amount: Decimal | None = None,
-) -> QuerySet[Transaction]:
+) -> MergedQuerySets[Transaction]:
     """A user's transactions (as sender or recipient), newest first, keyset-friendly.
 
-    The union of two index scans (`from_user`, `to_user`, each ordered by time) keeps the
-    newest page cheap on millions of rows.
+    Two querysets read as one (`MergedQuerySets`, paged like a queryset): the transactions
+    the user sent, on `txn_from_user_idx`, and the ones received from someone else, on
+    `txn_to_user_idx`, both in `(-created_at, -id)` order. A page is a short range scan of
+    each index from the cursor on, merged in order, however long the history and however
+    many other users share the table.
     """
-    qs = Transaction.objects.filter(Q(from_user_id=user_id) | Q(to_user_id=user_id))
+    filters = Q()
     if type:
-        qs = qs.filter(type=type)
+        filters &= Q(type=type)
     if status:
-        qs = qs.filter(status=status)
+        filters &= Q(status=status)
     if currency:
-        qs = qs.filter(currency_id=currency)
+        filters &= Q(currency_id=currency)
     if start:
-        qs = qs.filter(created_at__gte=start)
+        filters &= Q(created_at__gte=start)
     if end:
-        qs = qs.filter(created_at__lt=end)
+        filters &= Q(created_at__lt=end)
     if min_amount is not None:
-        qs = qs.filter(amount__gte=min_amount)
+        filters &= Q(amount__gte=min_amount)
     if max_amount is not None:
-        qs = qs.filter(amount__lte=max_amount)
-    return qs.select_related("reversed_by").order_by("-created_at", "-id")
+        filters &= Q(amount__lte=max_amount)
+    qs = Transaction.objects.filter(filters).select_related("reversed_by")
+    sent = qs.filter(from_user_id=user_id)
+    received = qs.filter(to_user_id=user_id).exclude(from_user_id=user_id)
+    return MergedQuerySets(sent, received).order_by("-created_at", "-id")
 
 
 def get_batch_for_viewer(*, viewer: User, batch_id: uuid.UUID | str) -> TransferBatch:

@@ -12,13 +12,18 @@ from typing import ParamSpec, TypeVar, overload
 from django.db import InterfaceError, OperationalError, connection
 from psycopg import pq
 
-from wallet_project.errors import DatabaseUnavailableError, ServiceUnavailableError
+from wallet_project.errors import (
+    DatabaseUnavailableError,
+    ReadTimeoutError,
+    ServiceUnavailableError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 logger = logging.getLogger("wallet.db")
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+QUERY_CANCELED = "57014"  # statement_timeout (or an operator's pg_cancel_backend)
 MAX_ATTEMPTS = 5
 
 
@@ -38,6 +43,8 @@ def database_unavailable(exc: BaseException) -> DatabaseUnavailableError | None:
     """
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable", extra={"error": type(exc.__cause__ or exc).__name__})
+        if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
+            return ReadTimeoutError()
         return DatabaseUnavailableError()
     return None
 

@@ -156,3 +156,14 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
         super().__init__(message, details={"retryable": True, **(details or {})})
+
+
+class ReadTimeoutError(DatabaseUnavailableError):
+    """PostgreSQL stopped a statement at its time limit (SQLSTATE 57014): an API read ran
+    past `API_READ_TIMEOUT_MS`. The statement is cancelled on the server, which is free
+    again; nothing was changed."""
+
+    message = (
+        "The read took longer than the database allows and was stopped; retry later, or "
+        "narrow it (a shorter range, a smaller page)."
+    )

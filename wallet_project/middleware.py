@@ -1,5 +1,6 @@
-"""Request-scoped middleware: request id and access log, body size limit, last-resort errors,
-and the HTML site's own middleware (sessions, Django's user, messages), skipped by the API."""
+"""Request-scoped middleware: request id and access log, body size limit, the time limit of
+API reads, last-resort errors, and the HTML site's own middleware (sessions, Django's user,
+messages), skipped by the API."""
 
 import logging
 import time
@@ -11,11 +12,13 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import Http404
 from django.utils.deprecation import MiddlewareMixin
 
-from wallet_project.db import database_unavailable
+from wallet_project.db import database_unavailable, run_pipelined
 from wallet_project.envelope import error_response, error_response_for_status
+from wallet_project.errors import DatabaseUnavailableError, ServiceUnavailableError
 from wallet_project.request_context import (
     accept_or_new_request_id,
     client_ip_var,
@@ -133,14 +136,7 @@ class RequestIdMiddleware:
         """
         unavailable = database_unavailable(exception)
         if unavailable is not None:
-            response = error_response(
-                status=unavailable.http_status,
-                code=unavailable.code,
-                message=unavailable.message,
-                details=unavailable.details,
-            )
-            response["Retry-After"] = str(unavailable.retry_after)
-            return response
+            return _unavailable_response(unavailable)
         if is_console_request(request):
             return None
         for exception_class, status in _DJANGO_REFUSALS:
@@ -148,6 +144,17 @@ class RequestIdMiddleware:
                 return error_response_for_status(status)
         error_logger.error("unhandled error outside the API", exc_info=exception)
         return error_response_for_status(500)
+
+
+def _unavailable_response(unavailable: ServiceUnavailableError):
+    response = error_response(
+        status=unavailable.http_status,
+        code=unavailable.code,
+        message=unavailable.message,
+        details=unavailable.details,
+    )
+    response["Retry-After"] = str(unavailable.retry_after)
+    return response
 
 
 def _authenticated_user_id(request) -> int | None:
@@ -180,6 +187,49 @@ class BodySizeLimitMiddleware:
                 details={"max_bytes": settings.MAX_REQUEST_BODY_BYTES},
             )
         return self.get_response(request)
+
+
+READ_METHODS = ("GET", "HEAD")
+# The versioned API; its schema and docs pages (`/api/schema/`, `/api/docs/`) read nothing.
+RESOURCES_PREFIX = "/api/v1/"
+# Sent with the transaction's BEGIN, in one round trip (`run_pipelined`).
+_READ_LIMITS = (
+    "SELECT set_config('statement_timeout', %s, true), "
+    "set_config('transaction_read_only', 'on', true)"
+)
+
+
+class ReadTimeoutMiddleware:
+    """Every API read (a GET or HEAD under `/api/v1/`) runs in one read-only database
+    transaction in which no statement may take longer than `API_READ_TIMEOUT_MS`.
+
+    PostgreSQL cancels a statement that runs past it, which frees its backend at once, and
+    the request is answered `503 service_unavailable` with `Retry-After` (the handler maps
+    SQLSTATE 57014), never held until a worker timeout. The transaction is rolled back at
+    the end: a read has nothing to commit (the read-only mode guarantees it), and the limits
+    (`SET LOCAL`) end with it, even inside a test's transaction. Every other method runs
+    outside it, so no write, money movement least of all, is ever cut short by it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        timeout_ms = settings.API_READ_TIMEOUT_MS
+        if (
+            timeout_ms <= 0
+            or request.method not in READ_METHODS
+            or not request.path_info.startswith(RESOURCES_PREFIX)
+        ):
+            return self.get_response(request)
+        try:
+            with transaction.atomic():
+                run_pipelined([(_READ_LIMITS, [str(timeout_ms)])])
+                response = self.get_response(request)
+                transaction.set_rollback(True)
+        except (OperationalError, InterfaceError) as exc:  # at BEGIN or at the end
+            return _unavailable_response(database_unavailable(exc) or DatabaseUnavailableError())
+        return response
 
 
 # ----------------------------------------------------------------- the HTML site's middleware

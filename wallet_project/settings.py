@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "wallet_project.middleware.BodySizeLimitMiddleware",
+    "wallet_project.middleware.ReadTimeoutMiddleware",
     # The admin console's sessions, user and messages; API requests pass them by.
     "wallet_project.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,10 @@ _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
 _db["OPTIONS"]["prepare_threshold"] = None if _prepare in ("", "none", "off") else int(_prepare)
 _db["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default=f"test_{_db['NAME']}")}
 DATABASES = {"default": _db}
+# The most time one statement of an API read (GET, HEAD) may take, in milliseconds (0: no
+# limit). PostgreSQL stops a longer one and the request is answered 503 service_unavailable;
+# writes never run under it (wallet_project.middleware.ReadTimeoutMiddleware).
+API_READ_TIMEOUT_MS = env.int("API_READ_TIMEOUT_MS", default=5000)
 
 # ---------------------------------------------------------------- cache
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

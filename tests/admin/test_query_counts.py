@@ -1,6 +1,6 @@
 """Console pages make a fixed number of queries, whatever the number of rows (no N+1)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +10,7 @@ from django.utils import formats, timezone
 
 from audit.reconciliation import reconcile
 from tests.accounts.factories import UserFactory
+from tests.transactions.services.ledger_state import backdate
 from transactions import services as money_services
 from transactions.models import TransactionType
 
@@ -135,3 +136,30 @@ def test_the_date_drill_down_reads_the_bounds_not_every_row(admin_console, paid,
     titles = [choice["title"] for choice in dates["choices"]]
     fmt = "MONTH_DAY_FORMAT" if offered == "day" else "YEAR_MONTH_FORMAT"
     assert formats.date_format(today, fmt) in titles
+
+
+@pytest.mark.parametrize(
+    "narrowed", ["user__id__exact={pk}", "q={pk}", "user__id__exact={pk}&currency__code__exact=USD"]
+)
+def test_one_users_entries_read_their_date_bounds_from_the_users_index(
+    admin_console, funded_user, narrowed
+):
+    # given a user whose entries lie in two months, in two currencies
+    user = funded_user("10.00")
+    older = money_services.credit(actor=user, user=user, amount=Decimal("5"), currency="EUR")
+    backdate(older, to=datetime(2025, 11, 3, 12, tzinfo=UTC))
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_console.get("/admin/balances/balanceentry/?" + narrowed.format(pk=user.pk))
+    # then the years from the first change to the last are offered, found without a MIN/MAX
+    # over the user's entries (the user-time index orders time within a currency only)
+    assert response.status_code == 200
+    sql = " ".join(q["sql"] for q in captured.captured_queries).upper()
+    assert 'MIN("BALANCE_ENTRIES"."CREATED_AT")' not in sql
+    dates = response.context["cl"].bounded_date_hierarchy
+    titles = [choice["title"] for choice in dates["choices"]]
+    today = timezone.localdate()
+    if "currency" in narrowed:  # only today's USD entries: today is offered
+        assert titles == [formats.date_format(today, "MONTH_DAY_FORMAT")]
+    else:
+        assert titles == [str(year) for year in range(2025, today.year + 1)]

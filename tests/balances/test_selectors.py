@@ -70,10 +70,42 @@ def test_list_balance_history_is_one_query(user, interval, django_assert_num_que
     start = datetime(2026, 5, 1, 22, tzinfo=UTC)
     for i in range(9):
         backdate(credit(user, "1.00"), to=start + timedelta(minutes=20 * i))
+    window = {"start": start, "end": start + timedelta(days=2), "currency": "USD"}
     # when
     with django_assert_num_queries(1):
-        rows = list(selectors.list_balance_history(user_id=user.pk, interval=interval))
+        rows = list(selectors.list_balance_history(user_id=user.pk, interval=interval, **window))
     # then
     expected = {None: 9, "hour": 3, "day": 2}[interval]
     assert len(rows) == expected
     assert rows[-1].balance_after == Decimal("9.00")
+
+
+@pytest.mark.parametrize("bounds", [{}, {"start"}, {"end"}])
+def test_list_balance_history_reads_an_omitted_bound_first(user, bounds, django_assert_num_queries):
+    # given
+    start = datetime(2026, 5, 1, 22, tzinfo=UTC)
+    for i in range(9):
+        backdate(credit(user, "1.00"), to=start + timedelta(minutes=20 * i))
+    window = {"start": start, "end": start + timedelta(days=2)}
+    given = {name: window[name] for name in bounds}
+    # when / then: the first or last change, then the buckets
+    with django_assert_num_queries(2):
+        rows = list(selectors.list_balance_history(user_id=user.pk, interval="hour", **given))
+    assert len(rows) == 3
+
+
+def test_list_balance_history_merges_the_currencies_in_time_order(user, django_assert_num_queries):
+    # given changes in three currencies, interleaved in time, two of them at one instant
+    start = datetime(2026, 5, 1, 22, tzinfo=UTC)
+    made = []
+    for i, code in enumerate(["USD", "EUR", "JPY", "USD", "JPY", "EUR", "EUR", "USD"]):
+        txn = credit(user, "1" if code == "JPY" else "1.00", code)
+        backdate(txn, to=start + timedelta(minutes=10 * (i // 2 * 2)))
+        made.append(txn.pk)
+    # when
+    with django_assert_num_queries(2):  # the user's currencies, then the merged page
+        rows = list(selectors.list_balance_history(user_id=user.pk)[0:20])
+    later = list(selectors.list_balance_history(user_id=user.pk).filter(created_at__gt=start)[0:20])
+    # then every change once, by time then id, whatever its currency
+    assert [row.transaction_id for row in rows] == made
+    assert [row.transaction_id for row in later] == made[2:]

@@ -7,7 +7,7 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from balances.models import Balance, BalanceEntry
-from tests.conftest import client_for
+from tests.conftest import READ_TRANSACTION_QUERIES, client_for
 from tests.transactions.services.ledger_state import backdate
 from transactions import services
 
@@ -254,6 +254,65 @@ def test_historical_by_day_with_a_time_range(user, three_days):
     assert points(response) == [("12.50", str(txns[4].pk)), ("9.50", str(txns[5].pk))]
 
 
+def test_historical_buckets_page_with_cursors(user, three_days):
+    # given
+    client = client_for(user)
+    # when
+    seen, url = [], f"{API}/historical?interval=hour&page_size=2"
+    pages = []
+    while url:
+        page = client.get(url).json()
+        pages.append(page)
+        seen += [p["transaction_id"] for p in page["results"]]
+        url = page["next"]
+    # then the hours' closing changes, in order, two by two
+    txns = three_days
+    assert seen == [str(txns[i].pk) for i in (0, 1, 3, 4, 5)]
+    assert [len(p["results"]) for p in pages] == [2, 2, 1]
+    back = client.get(pages[2]["previous"]).json()
+    assert [p["transaction_id"] for p in back["results"]] == [str(txns[i].pk) for i in (3, 4)]
+
+
+def test_historical_refuses_a_year_of_hours(user):
+    # given
+    credit(user, "1.00")
+    # when
+    response = client_for(user).get(
+        f"{API}/historical",
+        {"interval": "hour", "from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    )
+    # then the limit is in the details
+    error = assert_refused(response, 400, "validation_error")
+    assert error["details"]["max_buckets"] == 1000
+    assert error["details"]["buckets"] == 365 * 24
+    assert error["details"]["interval"]
+
+
+def test_historical_reads_a_year_of_days(user, three_days):
+    # when
+    response = client_for(user).get(
+        f"{API}/historical",
+        {"interval": "day", "from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"},
+    )
+    # then
+    assert [tx for _, tx in points(response)] == [str(three_days[i].pk) for i in (1, 4, 5)]
+
+
+def test_historical_without_a_bound_counts_the_buckets_from_the_first_change(user):
+    # given changes sixty days apart
+    first = credit(user, "1.00")
+    backdate(first, to=datetime.now(tz=UTC) - timedelta(days=60))
+    last = credit(user, "1.00")
+    client = client_for(user)
+    # when
+    hours = client.get(f"{API}/historical", {"interval": "hour"})
+    days = client.get(f"{API}/historical", {"interval": "day"})
+    # then some 1,440 hours are too many, sixty-one days are not
+    error = assert_refused(hours, 400, "validation_error")
+    assert error["details"]["max_buckets"] == 1000
+    assert [tx for _, tx in points(days)] == [str(first.pk), str(last.pk)]
+
+
 @pytest.mark.parametrize(
     "query", [{"interval": "week"}, {"from": "last tuesday"}, {"to": "2026-02-30T00:00:00Z"}]
 )
@@ -312,15 +371,18 @@ def test_admins_and_auditors_read_anyones_history(user, reader, admin_user, audi
 def test_historical_makes_a_fixed_number_of_queries(user, django_assert_num_queries, interval):
     # given
     client = client_for(user)
-    query = {"interval": interval} if interval else {}
-    credit(user, "1.00")
+    first = credit(user, "1.00")
+    window = {"from": iso(first.created_at), "to": iso(datetime.now(tz=UTC) + timedelta(days=1))}
+    query = {"interval": interval, **window} if interval else {}
     client.get(f"{API}/historical", query)  # warm the currency cache
-    # when / then: authentication, then one page query, however many rows
-    with django_assert_num_queries(2):
+    # when / then: the read's transaction, authentication, the user's currencies (without
+    # an interval), one page query, however many rows
+    queries = READ_TRANSACTION_QUERIES + (2 if interval else 3)
+    with django_assert_num_queries(queries):
         client.get(f"{API}/historical", query)
     for _ in range(20):
         credit(user, "1.00")
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(queries):
         response = client.get(f"{API}/historical", query)
     assert len(response.json()["results"]) == (21 if interval is None else 1)
 
@@ -426,8 +488,8 @@ def test_at_time_is_one_lookup_whatever_the_history(user, django_assert_num_quer
     client = client_for(user)
     now = iso(datetime.now(tz=UTC))
     client.get(f"{API}/at-time", {"timestamp": now})  # warm the currency cache
-    # when / then: authentication, then one indexed lookup
-    with django_assert_num_queries(2):
+    # when / then: the read's transaction, authentication, then one indexed lookup
+    with django_assert_num_queries(READ_TRANSACTION_QUERIES + 2):
         response = client.get(f"{API}/at-time", {"timestamp": now})
     assert response.json()["amount"] == "30.00"
 

@@ -5,13 +5,23 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from balances.models import Balance
 from tests.accounts.factories import UserFactory
-from tests.conftest import client_for
-from tests.transactions.services.ledger_state import assert_unchanged, ledger_snapshot
-from transactions import services
+from tests.conftest import READ_TRANSACTION_QUERIES, client_for
+from tests.transactions.services.ledger_state import (
+    assert_unchanged,
+    backdate,
+    ledger_snapshot,
+)
+from transactions import selectors, services
 from transactions.models import Transaction, TransactionStatus, TransactionType
+from wallet_project.pagination import CursorPagination
 
 pytestmark = pytest.mark.django_db
 
@@ -684,6 +694,53 @@ def test_history_pages_with_cursors(story):
     assert [r["id"] for r in back["results"]] == [r["id"] for r in pages[0]["results"]]
 
 
+def _page(source, url: str) -> tuple[list, str | None, str | None]:
+    """The page of `source` that `url` asks for, and its next and previous links."""
+    paginator = CursorPagination()
+    rows = paginator.paginate_queryset(source, Request(APIRequestFactory().get(url)))
+    return [row.pk for row in rows], paginator.get_next_link(), paginator.get_previous_link()
+
+
+def test_history_pages_as_the_single_query_paged(story):
+    # given every transaction at one instant, so that cursors need their offsets
+    me, txns = story
+    for txn in Transaction.objects.all():
+        backdate(txn, to=txns[0].created_at)
+    merged = selectors.list_transaction_history(user_id=me.pk)
+    single = Transaction.objects.filter(Q(from_user_id=me.pk) | Q(to_user_id=me.pk))
+    forward, url = [], f"{API}/history?page_size=2"
+    while url:
+        # when a page is read, and the one before it
+        page, following, previous = _page(single, url)
+        # then the merged read answers the same rows and the same links
+        assert _page(merged, url) == (page, following, previous)
+        if previous:
+            assert _page(merged, previous) == _page(single, previous)
+        forward += page
+        url = following
+    assert sorted(forward) == sorted(t.pk for t in txns)
+    assert forward == list(single.order_by("-created_at", "-id").values_list("pk", flat=True))
+
+
+def test_history_reads_each_side_from_the_cursor_on(story):
+    # given the second page's cursor
+    me, _ = story
+    client = client_for(me)
+    second = client.get(f"{API}/history", {"page_size": 2}).json()["next"]
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        client.get(second)
+    # then the page is one statement: what the user sent and what they received, each
+    # from the cursor's instant on and limited to the page, merged in order
+    page = next(q["sql"] for q in queries.captured_queries if "UNION ALL" in q["sql"])
+    sent, received = page.split("UNION ALL")
+    assert '"transactions"."from_user_id" = ' in sent
+    assert '"transactions"."to_user_id" = ' in received
+    for side in (sent, received):
+        assert '"transactions"."created_at" < ' in side
+        assert "LIMIT 3" in side
+
+
 def test_history_page_size_defaults_to_50_and_stops_at_200(user):
     # given
     for _ in range(205):
@@ -747,11 +804,12 @@ def test_history_makes_a_fixed_number_of_queries(
 
     grow(1)
     client.get(f"{API}/history")  # warm the currency cache
-    # when / then: authentication, then one page query, however many rows
-    with django_assert_num_queries(2):
+    # when / then: the read's transaction, authentication, then one page query, however
+    # many rows
+    with django_assert_num_queries(READ_TRANSACTION_QUERIES + 2):
         small = client.get(f"{API}/history")
     grow(15)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(READ_TRANSACTION_QUERIES + 2):
         large = client.get(f"{API}/history")
     assert len(small.json()["results"]) == 4
     assert len(large.json()["results"]) == 50
