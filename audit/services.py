@@ -13,7 +13,7 @@ from audit.models import AuditLog
 from wallet_project.request_context import client_ip_var, request_id_var
 
 if TYPE_CHECKING:
-    from wallet_project.db import StatementBatch
+    from wallet_project.statements import WriteStatement
 
 
 @dataclass
@@ -153,9 +153,9 @@ def insert_events(*, events: list[PendingEvent]) -> list[AuditLog]:
     return rows
 
 
-def add_events(batch: "StatementBatch", *, events: list[PendingEvent]) -> None:
-    """Append the insert of computed audit events to `batch` (one statement for all)."""
-    from wallet_project.db import rows_source
+def add_events(write: "WriteStatement", *, events: list[PendingEvent]) -> None:
+    """Append the insert of computed audit events to `write` (one statement for all)."""
+    from wallet_project.statements import rows_source
 
     if not events:
         return
@@ -178,7 +178,7 @@ def add_events(batch: "StatementBatch", *, events: list[PendingEvent]) -> None:
         rows,
     )
     values = ", ".join("v.details::jsonb" if c == "details" else f"v.{c}" for c in EVENT_COLUMNS)
-    batch.add(
+    write.add(
         f"INSERT INTO audit_logs ({', '.join(EVENT_COLUMNS)}) SELECT {values} FROM {source}",  # noqa: S608
         params,
     )
@@ -189,7 +189,7 @@ def copy_events(*, events: Iterable[PendingEvent]) -> None:
 
     Rows are inserted in the order given, so each chain's events keep their order of ids.
     """
-    from wallet_project.db import copy_rows
+    from wallet_project.statements import copy_rows
 
     copy_rows("audit_logs", EVENT_COLUMNS, (e.as_row() for e in events))
 

@@ -14,8 +14,8 @@ from decimal import Decimal
 from django.db import connection
 
 from audit.services import PendingEvent, add_events
-from wallet_project.db import (
-    StatementBatch,
+from wallet_project.statements import (
+    WriteStatement,
     epoch_micros,
     from_epoch_micros,
     rows_source,
@@ -92,16 +92,16 @@ def _opened_events(created: list[tuple]) -> None:
         )
         for balance_id, user_id, currency, created_micros in created
     ]
-    statements = StatementBatch()
-    add_events(statements, events=events)
+    write = WriteStatement()
+    add_events(write, events=events)
     source, params = rows_source(
         "v", [("id", "bigint"), ("head", "varchar")], [(int(e.entity_id), e.hash) for e in events]
     )
-    statements.add(
+    write.add(
         f"UPDATE balances b SET head_hash = v.head FROM {source} WHERE b.id = v.id",  # noqa: S608
         params,
     )
-    statements.execute()
+    write.execute()
 
 
 def _lock_statement(keys: list[tuple[int, str]]) -> tuple[str, list]:

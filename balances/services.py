@@ -8,8 +8,8 @@ from decimal import Decimal
 from audit.services import PendingEvent
 from balances.locks import LockedBalance, LockedSet
 from transactions.money import format_amount
-from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
+from wallet_project.statements import WriteStatement, rows_source
 
 
 @dataclass
@@ -120,7 +120,7 @@ def apply_postings(
     return result
 
 
-def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: datetime) -> None:
+def add_balance_updates(write: WriteStatement, *, result: PostingResult, now: datetime) -> None:
     """Add the update of every balance `result` touched (amount, count, chain head)."""
     if not result.touched:
         return
@@ -134,7 +134,7 @@ def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: da
         ],
         [(b.id, b.amount, b.entry_count, b.head_hash) for b in result.touched.values()],
     )
-    batch.add(
+    write.add(
         "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
         f"head_hash = v.head, last_updated_at = %s::timestamptz FROM {source} WHERE b.id = v.id "
         # The id list lets the planner use the primary key; a row source's size is unknown.
@@ -146,7 +146,7 @@ def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: da
 
 def plan_postings(
     *, locked: LockedSet, postings: list[Posting], actor_id: int | None, now: datetime
-) -> tuple[StatementBatch, PostingResult]:
+) -> tuple[WriteStatement, PostingResult]:
     """Apply `postings` in memory to the locked balances and build the writes.
 
     Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
@@ -154,8 +154,8 @@ def plan_postings(
     (balance update, entries, balance events) for the caller to extend and execute.
     """
     result = apply_postings(locked=locked, postings=postings, actor_id=actor_id, now=now)
-    batch = StatementBatch()
-    add_balance_updates(batch, result=result, now=now)
+    write = WriteStatement()
+    add_balance_updates(write, result=result, now=now)
     source, params = rows_source(
         "v",
         [
@@ -168,9 +168,9 @@ def plan_postings(
         ],
         result.entry_rows,
     )
-    batch.add(
+    write.add(
         "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "  # noqa: S608
         f"balance_after, created_at) SELECT v.*, %s::timestamptz FROM {source}",
         [now.isoformat(), *params],
     )
-    return batch, result
+    return write, result

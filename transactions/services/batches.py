@@ -69,13 +69,14 @@ from transactions.services.movements import (
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
 from transactions.tasks import process_batch_chunk as process_batch_chunk_task
 from transactions.tasks import start_batch as start_batch_task
-from wallet_project.db import StatementBatch, copy_rows, retry_on_lock_conflict
+from wallet_project.db import retry_on_lock_conflict
 from wallet_project.errors import (
     LimitExceededError,
     NotFoundError,
     PermissionDeniedError,
     ValidationFailedError,
 )
+from wallet_project.statements import WriteStatement, copy_rows
 
 logger = logging.getLogger("wallet.batches")
 
@@ -192,11 +193,11 @@ def create_batch(
             for index, item in enumerate(items)
         ),
     )
-    statements = StatementBatch()
+    write = WriteStatement()
     event = _batch_event(batch=batch, action="batch.created", actor_id=actor.pk, now=now)
-    add_events(statements, events=[event])
-    complete_idempotency_key(statements, idempotency=idempotency, result=batch)
-    statements.execute()
+    add_events(write, events=[event])
+    complete_idempotency_key(write, idempotency=idempotency, result=batch)
+    write.execute()
     enqueue_after_commit(start_batch_task, batch_id=str(batch.pk))
     return batch
 
@@ -220,12 +221,12 @@ def _mark_processing(*, batch_id: object) -> TransferBatch:
         batch.status = BatchStatus.PROCESSING
         now = database_now()
         TransferBatch.objects.filter(pk=batch.pk).update(status=batch.status, updated_at=now)
-        statements = StatementBatch()
+        write = WriteStatement()
         add_events(
-            statements,
+            write,
             events=[_batch_event(batch=batch, action="batch.started", actor_id=None, now=now)],
         )
-        statements.execute()
+        write.execute()
     return batch
 
 
@@ -425,9 +426,9 @@ def _write_transfers(
 
     copy_events(events=events())
     copy_rows("balance_entries", ENTRY_COLUMNS, ((*row, now) for row in posted.entry_rows))
-    statements = StatementBatch()
-    add_balance_updates(statements, result=posted, now=now)
-    statements.execute()
+    write = WriteStatement()
+    add_balance_updates(write, result=posted, now=now)
+    write.execute()
     return txns
 
 
@@ -469,11 +470,11 @@ WHERE a.batch_id = %s::uuid AND i.id = a.id
 
 def _fail_atomic(
     *, batch: TransferBatch, refused: dict[int, _Refusal], now: datetime
-) -> tuple[StatementBatch, list[PendingEvent]]:
-    statements = StatementBatch()
+) -> tuple[WriteStatement, list[PendingEvent]]:
+    write = WriteStatement()
     ordered = sorted(refused.items())
     first = ordered[0][0]
-    statements.add(
+    write.add(
         _FAIL_SQL,
         [
             ABORTED,
@@ -494,7 +495,7 @@ def _fail_atomic(
         now=now,
         extra={"refused": {str(i): r.code for i, r in sorted(refused.items())[:100]}},
     )
-    return statements, [event]
+    return write, [event]
 
 
 @retry_on_lock_conflict
@@ -514,19 +515,19 @@ def apply_atomic_batch(*, batch_id: object) -> TransferBatch:
     users, locked = _lock_parties(items)
     refused = _check_items(items, users, locked, owner_id=batch.owner_id)
     if refused:
-        statements, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
-        _finish_batch_row(statements, batch=batch, now=locked.now)
-        add_events(statements, events=events)
+        write, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
+        _finish_batch_row(write, batch=batch, now=locked.now)
+        add_events(write, events=events)
         with _planned_for_actual_sizes():
-            statements.execute()
+            write.execute()
         return batch
     _apply_items(batch=batch, items=items, refused={}, locked=locked)
     return batch
 
 
-def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: datetime) -> None:
+def _finish_batch_row(write: WriteStatement, *, batch: TransferBatch, now: datetime) -> None:
     batch.completed_at = batch.updated_at = now
-    statements.add(
+    write.add(
         "UPDATE transfer_batches SET status = %s, processed = %s, succeeded = %s, failed = %s, "
         "completed_at = %s, updated_at = %s WHERE id = %s::uuid",
         [batch.status, batch.processed, batch.succeeded, batch.failed, now, now, batch.pk],
@@ -579,16 +580,16 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
         counted, status, processed, total = cursor.fetchone()
     if counted and processed == total and status == BatchStatus.COMPLETED:
         batch.refresh_from_db()
-        statements = StatementBatch()
+        write = WriteStatement()
         add_events(
-            statements,
+            write,
             events=[
                 _batch_event(
                     batch=batch, action="batch.completed", actor_id=None, now=batch.completed_at
                 )
             ],
         )
-        statements.execute()
+        write.execute()
 
 
 @contextmanager

@@ -7,7 +7,7 @@ bounded retry on lock conflicts, and makes a fixed, small number of round trips:
    sent in one round trip,
 3. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
-   same round trip (`StatementBatch.execute_and_commit`).
+   same round trip (`WriteStatement.execute_and_commit`).
 Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
@@ -34,7 +34,7 @@ from transactions.limits import LimitCheck, is_limited
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
 from transactions.money import format_amount
-from wallet_project.db import StatementBatch, retry_on_lock_conflict, rows_source
+from wallet_project.db import retry_on_lock_conflict
 from wallet_project.errors import (
     AccountInactiveError,
     ConflictError,
@@ -44,6 +44,7 @@ from wallet_project.errors import (
     PermissionDeniedError,
     SameAccountError,
 )
+from wallet_project.statements import WriteStatement, rows_source
 
 _after_commit_hooks: list[Callable[[list[Transaction]], None]] = []
 
@@ -140,11 +141,11 @@ def transaction_row(t: Transaction) -> tuple:
     )
 
 
-def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -> None:
-    """Insert transaction rows (built in memory) as one set-based statement of `batch`."""
+def add_transaction_inserts(write: WriteStatement, *, txns: list[Transaction]) -> None:
+    """Insert transaction rows (built in memory) as one set-based statement of `write`."""
     source, params = rows_source("v", _TXN_COLUMNS, [transaction_row(t) for t in txns])
     names = ", ".join(TRANSACTION_COLUMNS)
-    batch.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
+    write.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
 
 
 def legs_for(txn: Transaction) -> list[Posting]:
@@ -228,7 +229,7 @@ def recipient_not_found() -> NotFoundError:
 
 def plan_movement(
     *, locked: LockedSet, txn: Transaction, actor_id: int | None
-) -> tuple[StatementBatch, PostingResult]:
+) -> tuple[WriteStatement, PostingResult]:
     """Check `txn` against its locked balances and plan its postings (nothing written yet).
 
     Sets `txn.balance_after` for the account the money left (or entered, for a credit).
@@ -245,13 +246,13 @@ def plan_movement(
         raise InsufficientFundsError(
             details={"currency": currency, "available": format_amount(Decimal(0), currency)}
         )
-    batch, result = plan_postings(
+    write, result = plan_postings(
         locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
     )
     shown = txn.from_user_id if txn.from_user_id is not None else txn.to_user_id
     txn.balance_after = result.balance_after[(shown, currency)]
     txn.balance_owner_id = shown
-    return batch, result
+    return write, result
 
 
 def _move(
@@ -289,15 +290,15 @@ def _move(
     )
     txn.created_at = txn.completed_at = locked.now
     actor_id = actor.pk if actor else None
-    batch, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
-    add_transaction_inserts(batch, txns=[txn])
+    write, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
+    add_transaction_inserts(write, txns=[txn])
     event = transaction_event(
         txn=txn, action="transaction.completed", actor_id=actor_id, now=locked.now
     )
-    add_events(batch, events=[event, *result.events])
-    complete_idempotency_key(batch, idempotency=idempotency, result=txn)
+    add_events(write, events=[event, *result.events])
+    complete_idempotency_key(write, idempotency=idempotency, result=txn)
     schedule_after_commit([txn])
-    batch.execute_and_commit()  # the last statement: nothing may fail after the commit
+    write.execute_and_commit()  # the last statement: nothing may fail after the commit
     return txn
 
 
@@ -399,11 +400,11 @@ def set_status(
     *,
     txn: Transaction,
     target: str,
-    batch: StatementBatch,
+    write: WriteStatement,
     now: datetime,
     failure_code: str | None = None,
 ) -> None:
-    """Move `txn` along the state machine and add the row update to `batch`.
+    """Move `txn` along the state machine and add the row update to `write`.
 
     The one writer of a transaction's status; the caller holds the transaction's row lock.
     `completed_at` is set when it completes and kept otherwise.
@@ -414,7 +415,7 @@ def set_status(
     txn.failure_code = failure_code
     if target == TransactionStatus.COMPLETED:
         txn.completed_at = now
-    batch.add(
+    write.add(
         "UPDATE transactions SET status = %s, failure_code = %s, completed_at = %s WHERE id = %s",
         [txn.status, txn.failure_code, txn.completed_at, txn.pk],
     )
@@ -477,14 +478,14 @@ def reverse(
         now=now,
     )
     reversal.reversal_of_id = original.pk
-    batch, result = plan_postings(
+    write, result = plan_postings(
         locked=locked, postings=legs_for(reversal), actor_id=actor.pk, now=now
     )
     shown = reversal.from_user_id if reversal.from_user_id is not None else reversal.to_user_id
     reversal.balance_after = result.balance_after[(shown, code)]
     reversal.balance_owner_id = shown
-    add_transaction_inserts(batch, txns=[reversal])
-    set_status(txn=original, target=TransactionStatus.REVERSED, batch=batch, now=now)
+    add_transaction_inserts(write, txns=[reversal])
+    set_status(txn=original, target=TransactionStatus.REVERSED, write=write, now=now)
     reversed_event = transaction_event(
         txn=original,
         action="transaction.reversed",
@@ -496,8 +497,8 @@ def reverse(
     completed = transaction_event(
         txn=reversal, action="transaction.completed", actor_id=actor.pk, now=now
     )
-    add_events(batch, events=[reversed_event, completed, *result.events])
-    complete_idempotency_key(batch, idempotency=idempotency, result=reversal)
-    batch.execute()
+    add_events(write, events=[reversed_event, completed, *result.events])
+    complete_idempotency_key(write, idempotency=idempotency, result=reversal)
+    write.execute()
     schedule_after_commit([original, reversal])
     return reversal

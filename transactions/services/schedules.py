@@ -44,7 +44,6 @@ from transactions.money import format_amount
 from transactions.services.movements import transfer
 from transactions.services.pending import enqueue_after_commit, worker_exclusive
 from transactions.tasks import execute_scheduled_run as execute_run_task
-from wallet_project.db import StatementBatch
 from wallet_project.errors import (
     AccountInactiveError,
     InvalidStateError,
@@ -54,6 +53,7 @@ from wallet_project.errors import (
     ValidationFailedError,
     WalletError,
 )
+from wallet_project.statements import WriteStatement
 
 logger = logging.getLogger("wallet.schedules")
 
@@ -197,9 +197,9 @@ def create_schedule(
         updated_at=now,
     )
     _record(schedule=schedule, action="schedule.created", actor_id=actor.pk)
-    statements = StatementBatch()
-    complete_idempotency_key(statements, idempotency=idempotency, result=schedule)
-    statements.execute()
+    write = WriteStatement()
+    complete_idempotency_key(write, idempotency=idempotency, result=schedule)
+    write.execute()
     return schedule
 
 

@@ -11,7 +11,7 @@ from tests.accounts.factories import UserFactory
 from tests.ledger import assert_ledger_holds
 from transactions import services
 from transactions.models import Transaction
-from wallet_project import db
+from wallet_project import statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,14 +76,14 @@ def test_a_failing_last_statement_raises_a_django_error_and_writes_nothing():
 
 def test_inside_an_enclosing_block_the_statement_runs_alone_and_the_block_decides(monkeypatch):
     # given: an enclosing block that is not durable (as a test case's is)
-    batch = db.StatementBatch()
-    batch.add(
+    write = statements.WriteStatement()
+    write.add(
         "INSERT INTO currencies (code, exponent, enabled, name) VALUES (%s, 2, true, %s)",
         ["ZZZ", "Test"],
     )
     # when
     with transaction.atomic():
-        batch.execute_and_commit()
+        write.execute_and_commit()
         assert connection.in_atomic_block
         transaction.set_rollback(True)
     # then: the enclosing block rolled it back, so nothing was committed early
@@ -176,7 +176,7 @@ def test_a_failing_statement_in_the_first_round_trip_rolls_back_the_block():
     sender = _funded("10.00")
     # when
     with pytest.raises(IntegrityError), transaction.atomic(durable=True):
-        db.run_pipelined(
+        statements.run_pipelined(
             [
                 ("UPDATE balances SET amount = amount + 1 WHERE user_id = %s", [sender.pk]),
                 ("UPDATE balances SET amount = -1 WHERE user_id = %s", [sender.pk]),
@@ -186,7 +186,7 @@ def test_a_failing_statement_in_the_first_round_trip_rolls_back_the_block():
     assert Balance.objects.get(user=sender).amount == Decimal("10.00")
     assert connection.connection.info.transaction_status.name == "IDLE"
     with transaction.atomic(durable=True):
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
     assert rows == [(Decimal("10.000"),)]
@@ -199,7 +199,7 @@ def test_statements_after_others_in_the_block_do_not_begin_again():
     with transaction.atomic(durable=True):
         Balance.objects.filter(user=sender).update(amount=Decimal("11.00"))
         began = connection.connection.info.transaction_status.name
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
         transaction.set_rollback(True)
@@ -215,7 +215,7 @@ def test_under_manual_transaction_management_psycopg_begins_as_usual():
     transaction.set_autocommit(False)
     try:
         # when: a pipelined read, a commit, then a write rolled back
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
         transaction.commit()
