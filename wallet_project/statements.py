@@ -11,6 +11,7 @@ Timestamps read back come as epoch microseconds (`epoch_micros`).
 import json
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
@@ -72,6 +73,9 @@ class WriteStatement:
         transaction committed and runs the on-commit hooks. An error in either statement is
         raised here as Django's exception and the block rolls back as usual. Inside an
         enclosing block (a test case's) the statement runs alone and the block commits.
+
+        Once committed, the block may run no other query: it would run outside the
+        transaction, in one of its own. One raises RuntimeError until the block ends.
         """
         if not self.parts:
             return
@@ -88,6 +92,32 @@ class WriteStatement:
             cursor.execute(GENERIC_PLAN)
             cursor.execute(sql, params)
             cursor.execute("COMMIT")
+        # First among the wrappers: a wrapper context around the movement pops its own.
+        connection.execute_wrappers.insert(0, _CommittedBlock(connection))
+
+
+class _CommittedBlock:
+    """Refuses every query of an atomic block whose transaction `execute_and_commit` ended.
+
+    Django replaces the connection's list of on-commit hooks when the transaction ends (the
+    hooks are about to run, or it rolled back): from then on queries pass, and the first
+    one removes this wrapper (nothing is left to check on the queries after it).
+    """
+
+    def __init__(self, db) -> None:
+        self.hooks = db.run_on_commit
+
+    def __call__(self, execute, sql, params, many, context):
+        db = context["connection"]
+        if db.in_atomic_block and db.run_on_commit is self.hooks:
+            raise RuntimeError(
+                "The transaction of this atomic block was committed with its last write "
+                "(execute_and_commit); a query after it would run outside that transaction. "
+                "Make the write the block's last query."
+            )
+        with suppress(ValueError):
+            db.execute_wrappers.remove(self)
+        return execute(sql, params, many, context)
 
 
 def run_pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:

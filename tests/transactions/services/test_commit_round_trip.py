@@ -252,3 +252,72 @@ def test_a_movements_statement_is_planned_once_per_connection():
     assert generic >= 1
     assert custom == 0
     assert_ledger_holds()
+
+
+def _committing_write(code: str) -> statements.WriteStatement:
+    write = statements.WriteStatement()
+    write.add(
+        "INSERT INTO currencies (code, exponent, enabled, name) VALUES (%s, 2, true, %s)",
+        [code, "Test"],
+    )
+    return write
+
+
+def _currency_exists(code: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM currencies WHERE code = %s", [code])
+        return cursor.fetchone()[0] == 1
+
+
+def test_no_query_may_follow_the_commit_in_its_block():
+    # given
+    ran_after_commit: list[bool] = []
+
+    @transaction.atomic(durable=True)
+    def write_then_read() -> None:
+        transaction.on_commit(lambda: ran_after_commit.append(True))
+        _committing_write("ZZY").execute_and_commit()
+        Balance.objects.exists()
+
+    # when: a query after the write that committed the block's transaction
+    with pytest.raises(RuntimeError, match="outside that transaction"):
+        write_then_read()
+    # then: refused before it reached the database; the write stays committed, the block's
+    # hooks were dropped with it, and the connection serves the next query
+    assert ran_after_commit == []
+    assert _currency_exists("ZZY")
+    assert connection.execute_wrappers == []
+    assert connection.connection.info.transaction_status.name == "IDLE"
+
+
+def test_the_commit_hooks_and_the_next_block_may_query():
+    # given
+    seen: list[bool] = []
+    # when
+    with transaction.atomic(durable=True):
+        transaction.on_commit(lambda: seen.append(_currency_exists("ZZX")))
+        _committing_write("ZZX").execute_and_commit()
+    with transaction.atomic(durable=True):
+        seen.append(Balance.objects.exists() is False)
+    # then
+    assert seen == [True, True]
+    assert connection.execute_wrappers == []
+
+
+def test_a_wrapper_around_the_block_keeps_its_place():
+    # given
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    # when: the block ends inside the wrapper's context, with no query after it
+    with connection.execute_wrapper(spy):
+        with transaction.atomic(durable=True):
+            _committing_write("ZZW").execute_and_commit()
+        assert connection.execute_wrappers[-1] is spy
+    _currency_exists("ZZW")
+    # then: the spy was removed when its context ended, and saw only its own queries
+    assert connection.execute_wrappers == []
+    assert seen[-1] == "COMMIT"
