@@ -14,11 +14,12 @@ from decimal import Decimal
 from django.db import connection
 
 from audit.services import PendingEvent, add_events
+from balances.models import Balance
 from wallet_project.statements import (
+    ModelColumns,
     WriteStatement,
     epoch_micros,
     from_epoch_micros,
-    rows_source,
     run_pipelined,
 )
 
@@ -72,6 +73,17 @@ RETURNING id, user_id, currency, {epoch_micros("created_at")}
 """  # noqa: S608 - the one interpolation is a fixed expression
 
 
+# A new row's chain head, once its `balance.opened` event is computed.
+_HEAD_COLUMNS = ModelColumns(
+    Balance,
+    fields=["id", "head_hash"],
+    omitted=dict.fromkeys(
+        ("user", "currency", "amount", "entry_count", "created_at", "last_updated_at"),
+        "set when the row is created",
+    ),
+)
+
+
 def _opened_events(created: list[tuple]) -> None:
     """Write the `balance.opened` event of each balance row just created, and make it the
     head of the row's chain (`balance:<id>`): every balance that exists has an event, so
@@ -94,13 +106,8 @@ def _opened_events(created: list[tuple]) -> None:
     ]
     write = WriteStatement()
     add_events(write, events=events)
-    source, params = rows_source(
-        "v", [("id", "bigint"), ("head", "varchar")], [(int(e.entity_id), e.hash) for e in events]
-    )
-    write.add(
-        f"UPDATE balances b SET head_hash = v.head FROM {source} WHERE b.id = v.id",  # noqa: S608
-        params,
-    )
+    heads = [_HEAD_COLUMNS.row_of({"id": int(e.entity_id), "head_hash": e.hash}) for e in events]
+    write.add(*_HEAD_COLUMNS.update(heads))
     write.execute()
 
 

@@ -4,17 +4,22 @@ A money movement's writes are ONE data-modifying statement (`WriteStatement`: ev
 CTE of a single `WITH ... SELECT 1`), sent with its `COMMIT` in one round trip
 (`execute_and_commit`); the reads before it are pipelined with the transaction's `BEGIN`
 (`run_pipelined`). Rows travel as one `jsonb` parameter (`rows_source`) or stream
-through COPY (`copy_rows`).
+through COPY (`copy_rows`), their columns named and typed by the model they are written
+to (`ModelColumns`), never by hand.
 Timestamps read back come as epoch microseconds (`epoch_micros`).
 """
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from operator import attrgetter, itemgetter
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.db.models import Field, Model
 from psycopg import pq
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -186,17 +191,188 @@ def _json_value(value: object) -> str:
 def rows_source(alias: str, columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
     """A typed row source for `rows`, usable after FROM, passed as ONE jsonb parameter.
 
+    `columns` are (name, SQL type) pairs, in the order of each row's values: take them
+    from `ModelColumns`, the model the rows are written to, rather than writing them out.
     One parameter whatever the row count keeps the statement text constant, so the driver
     caches it and the server runs it as a prepared statement; there is no limit on rows.
     """
-    names = [name for name, _ in columns]
-    payload = json.dumps(
+    return _source_sql(alias, columns), [_payload([name for name, _ in columns], rows)]
+
+
+def _source_sql(alias: str, columns: list[tuple[str, str]]) -> str:
+    quote = connection.ops.quote_name
+    record = ", ".join(f"{quote(name)} {kind}" for name, kind in columns)
+    return f"jsonb_to_recordset(%s::jsonb) AS {alias}({record})"
+
+
+def _payload(names: list[str], rows: list[tuple]) -> str:
+    return json.dumps(
         [dict(zip(names, row, strict=True)) for row in rows],
         default=_json_value,
         separators=(",", ":"),
     )
-    record = ", ".join(f"{name} {kind}" for name, kind in columns)
-    return f"jsonb_to_recordset(%s::jsonb) AS {alias}({record})", [payload]
+
+
+class ModelColumns:
+    """The columns of `model` that one writer fills: names, SQL types and row values, all
+    taken from the model's fields, so no column can receive another column's value.
+
+    `fields` are the field names each row carries, in this order (by default every concrete
+    field that is neither shared nor omitted, in the model's order); `shared` are fields
+    with one value for all the rows of a statement (a timestamp), sent once; `omitted` names
+    every other concrete field with the reason this writer leaves it out (an identity, a
+    database default, written later). A misspelt field, one listed twice, or a field added
+    to the model and not listed stops the writer's module at import (FieldDoesNotExist,
+    ImproperlyConfigured).
+
+    A row's values are read from an object's attributes named like the fields' `attname`
+    (`row`; `attributes` renames some) or from a dict with those keys (`row_of`). JSON
+    fields travel as their JSON text and are cast where written. The statements' text is
+    built once per writer.
+    """
+
+    def __init__(
+        self,
+        model: type[Model],
+        *,
+        fields: Sequence[str] | None = None,
+        shared: Sequence[str] = (),
+        omitted: Mapping[str, str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        meta = model._meta
+        self.omitted = dict(omitted or {})
+        concrete = [f.name for f in meta.concrete_fields]
+        if fields is None:
+            fields = [n for n in concrete if n not in self.omitted and n not in shared]
+        listed = [*fields, *shared, *self.omitted]
+        for name in [*listed, *(attributes or {})]:
+            meta.get_field(name)  # FieldDoesNotExist for a name the model does not have
+        if sorted(listed) != sorted(concrete):
+            raise ImproperlyConfigured(
+                f"The columns written to {meta.label} must name each of its concrete fields "
+                f"once, as written, shared or omitted: missing "
+                f"{sorted(set(concrete) - set(listed))}, not concrete "
+                f"{sorted(set(listed) - set(concrete))}, listed twice "
+                f"{sorted({n for n in listed if listed.count(n) > 1})}."
+            )
+        self.model = model
+        self.fields: tuple[Field, ...] = tuple(meta.get_field(n) for n in fields)
+        self.shared: tuple[Field, ...] = tuple(meta.get_field(n) for n in shared)
+        self.names: tuple[str, ...] = tuple(f.column for f in self.fields)
+        renamed = attributes or {}
+        self._from_object = _tuple_getter(
+            attrgetter, [renamed.get(f.name, f.attname) for f in self.fields]
+        )
+        self._from_dict = _tuple_getter(itemgetter, [f.attname for f in self.fields])
+
+    def __repr__(self) -> str:
+        return f"<ModelColumns {self.model._meta.label}: {', '.join(self.names)}>"
+
+    # ------------------------------------------------------------ rows
+
+    def row(self, obj: object) -> tuple:
+        """The values of `obj` for `names`, in order, read from its attributes."""
+        return self._from_object(obj)
+
+    def row_of(self, values: Mapping[str, object]) -> tuple:
+        """The values in `values` (keyed by the fields' attnames) for `names`, in order."""
+        return self._from_dict(values)
+
+    # ------------------------------------------------------------ statements
+
+    @cached_property
+    def typed(self) -> list[tuple[str, str]]:
+        """(column, SQL type) for each of `names`: the row source's record."""
+        return [(f.column, _travel_type(f)) for f in self.fields]
+
+    def source(self, alias: str, rows: list[tuple]) -> tuple[str, list]:
+        """`rows` as a row source named `alias` (see `rows_source`)."""
+        return rows_source(alias, self.typed, rows)
+
+    def insert(self, rows: list[tuple], **shared: object) -> tuple[str, list]:
+        """An `INSERT ... SELECT` of `rows`, with the `shared` values, as one statement part."""
+        return self._insert_sql, [*self._shared_values(shared), _payload(self.names, rows)]
+
+    def update(self, rows: list[tuple], **shared: object) -> tuple[str, list]:
+        """An `UPDATE` of the rows named by their primary key (one of `fields`), one part.
+
+        The keys are also given as an array, sent as text: the planner then finds the rows
+        by primary key (the size of a row source is unknown to it).
+        """
+        key = self.fields.index(self.model._meta.pk)
+        keys = "{" + ",".join(str(row[key]) for row in rows) + "}"
+        return self._update_sql, [*self._shared_values(shared), _payload(self.names, rows), keys]
+
+    def copy(self, rows: Iterable[tuple], **shared: object) -> None:
+        """COPY `rows` (each followed by the `shared` values) into the table (`copy_rows`)."""
+        values = self._shared_values(shared)
+        if values:
+            rows = ((*row, *values) for row in rows)
+        copy_rows(self._table, self._quoted((*self.fields, *self.shared)), rows)
+
+    def _shared_values(self, values: Mapping[str, object]) -> list:
+        if len(values) != len(self.shared) or any(f.name not in values for f in self.shared):
+            raise TypeError(f"{self!r} takes the shared values {[f.name for f in self.shared]}")
+        return [values[f.name] for f in self.shared]
+
+    @cached_property
+    def _table(self) -> str:
+        return connection.ops.quote_name(self.model._meta.db_table)
+
+    def _quoted(self, fields: Iterable[Field]) -> list[str]:
+        return [connection.ops.quote_name(f.column) for f in fields]
+
+    def _value(self, field: Field) -> str:
+        """SQL for `field`'s value in the row source `v`, cast to its column's type if needed."""
+        sql = f"v.{connection.ops.quote_name(field.column)}"
+        kind = field.db_type(connection)
+        return sql if _travel_type(field) == kind else f"{sql}::{kind}"
+
+    def _placeholders(self) -> list[str]:
+        return [f"%s::{f.db_type(connection)}" for f in self.shared]
+
+    @cached_property
+    def _insert_sql(self) -> str:
+        # The shared values come first, as their parameters do.
+        columns = ", ".join(self._quoted((*self.shared, *self.fields)))
+        values = ", ".join([*self._placeholders(), *map(self._value, self.fields)])
+        return (
+            f"INSERT INTO {self._table} ({columns}) "  # noqa: S608
+            f"SELECT {values} FROM {_source_sql('v', self.typed)}"
+        )
+
+    @cached_property
+    def _update_sql(self) -> str:
+        pk = self.model._meta.pk
+        quote = connection.ops.quote_name
+        assignments = [
+            *(
+                f"{quote(f.column)} = {p}"
+                for f, p in zip(self.shared, self._placeholders(), strict=True)
+            ),
+            *(f"{quote(f.column)} = {self._value(f)}" for f in self.fields if f is not pk),
+        ]
+        column = quote(pk.column)
+        return (
+            f"UPDATE {self._table} t SET {', '.join(assignments)} "  # noqa: S608
+            f"FROM {_source_sql('v', self.typed)} "
+            f"WHERE t.{column} = v.{column} AND t.{column} = ANY(%s::{pk.db_type(connection)}[])"
+        )
+
+
+def _travel_type(field: Field) -> str:
+    """The SQL type a value of `field` has in a row source: JSON travels as its text."""
+    kind = field.db_type(connection)
+    return "text" if kind == "jsonb" else kind
+
+
+def _tuple_getter(getter, names: list[str]):
+    """`getter(*names)` that returns a tuple, also for one name."""
+    if len(names) == 1:
+        get = getter(names[0])
+        return lambda obj: (get(obj),)
+    return getter(*names)
 
 
 def _refuse_queries(*_args: object) -> None:

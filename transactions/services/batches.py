@@ -57,6 +57,7 @@ from transactions.models import (
     TransactionStatus,
     TransactionType,
     TransferBatch,
+    TransferBatchItem,
 )
 from transactions.money import exponent_of, format_amount
 from transactions.services.movements import (
@@ -64,7 +65,6 @@ from transactions.services.movements import (
     legs_for,
     schedule_after_commit,
     transaction_event,
-    transaction_row,
 )
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
 from transactions.tasks import process_batch_chunk as process_batch_chunk_task
@@ -76,7 +76,7 @@ from wallet_project.errors import (
     PermissionDeniedError,
     ValidationFailedError,
 )
-from wallet_project.statements import WriteStatement, copy_rows
+from wallet_project.statements import ModelColumns, WriteStatement
 
 logger = logging.getLogger("wallet.batches")
 
@@ -131,16 +131,15 @@ def _batch_event(
     )
 
 
-_ITEM_COLUMNS = (
-    "batch_id",
-    "index",
-    "from_user_id",
-    "to_user_id",
-    "amount",
-    "currency",
-    "description",
-    "reference",
-    "status",
+# An item is inserted as requested; its outcome is written when it is applied.
+ITEM_COLUMNS = ModelColumns(
+    TransferBatchItem,
+    omitted={
+        "id": "an identity",
+        "transaction": "set when the item is applied (_RECORD_SQL)",
+        "error_code": "set when the item is refused (_RECORD_SQL, _FAIL_SQL)",
+        "error_message": "set when the item is refused (_RECORD_SQL, _FAIL_SQL)",
+    },
 )
 
 
@@ -175,23 +174,21 @@ def create_batch(
         created_at=now,
         updated_at=now,
     )
-    copy_rows(
-        "transfer_batch_items",
-        _ITEM_COLUMNS,
-        (
-            (
-                batch.pk,
-                index,
-                item.from_user_id or actor.pk,
-                item.to_user_id,
-                item.amount,
-                item.currency,
-                item.description or "",
-                item.reference,
-                BatchItemStatus.PENDING,
-            )
-            for index, item in enumerate(items)
-        ),
+    ITEM_COLUMNS.copy(
+        ITEM_COLUMNS.row_of(
+            {
+                "batch_id": batch.pk,
+                "index": index,
+                "from_user_id": item.from_user_id or actor.pk,
+                "to_user_id": item.to_user_id,
+                "amount": item.amount,
+                "currency": item.currency,
+                "description": item.description or "",
+                "reference": item.reference,
+                "status": BatchItemStatus.PENDING,
+            }
+        )
+        for index, item in enumerate(items)
     )
     write = WriteStatement()
     event = _batch_event(batch=batch, action="batch.created", actor_id=actor.pk, now=now)
@@ -403,9 +400,9 @@ def _write_transfers(
                 completed_at=now,
             )
             txns.append(txn)
-            yield transaction_row(txn)
+            yield TRANSACTION_COLUMNS.row(txn)
 
-    copy_rows("transactions", TRANSACTION_COLUMNS, transaction_rows())
+    TRANSACTION_COLUMNS.copy(transaction_rows())
     # Legs grouped by balance, each balance's in item order: its chain and amounts are
     # exactly those of posting in item order, and its events are written side by side.
     legs = [leg for txn in txns for leg in legs_for(txn)]
@@ -425,7 +422,7 @@ def _write_transfers(
             )
 
     copy_events(events=events())
-    copy_rows("balance_entries", ENTRY_COLUMNS, ((*row, now) for row in posted.entry_rows))
+    ENTRY_COLUMNS.copy(posted.entry_rows, created_at=now)
     write = WriteStatement()
     add_balance_updates(write, result=posted, now=now)
     write.execute()

@@ -44,7 +44,7 @@ from wallet_project.errors import (
     PermissionDeniedError,
     SameAccountError,
 )
-from wallet_project.statements import WriteStatement, rows_source
+from wallet_project.statements import ModelColumns, WriteStatement
 
 _after_commit_hooks: list[Callable[[list[Transaction]], None]] = []
 
@@ -100,52 +100,13 @@ def transaction_event(
     )
 
 
-_TXN_COLUMNS = [
-    ("id", "uuid"),
-    ("type", "varchar"),
-    ("status", "varchar"),
-    ("from_user_id", "bigint"),
-    ("to_user_id", "bigint"),
-    ("amount", "numeric"),
-    ("currency", "varchar"),
-    ("description", "varchar"),
-    ("reference", "varchar"),
-    ("reversal_of_id", "uuid"),
-    ("failure_code", "varchar"),
-    ("initiated_by_id", "bigint"),
-    ("created_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-]
-
-
-TRANSACTION_COLUMNS = tuple(name for name, _ in _TXN_COLUMNS)
-
-
-def transaction_row(t: Transaction) -> tuple:
-    """The `TRANSACTION_COLUMNS` values of a transaction built in memory."""
-    return (
-        t.pk,
-        t.type,
-        t.status,
-        t.from_user_id,
-        t.to_user_id,
-        t.amount,
-        t.currency_id,
-        t.description,
-        t.reference,
-        t.reversal_of_id,
-        t.failure_code,
-        t.initiated_by_id,
-        t.created_at,
-        t.completed_at,
-    )
+# A movement builds the whole row in memory: every column is written.
+TRANSACTION_COLUMNS = ModelColumns(Transaction)
 
 
 def add_transaction_inserts(write: WriteStatement, *, txns: list[Transaction]) -> None:
     """Insert transaction rows (built in memory) as one set-based statement of `write`."""
-    source, params = rows_source("v", _TXN_COLUMNS, [transaction_row(t) for t in txns])
-    names = ", ".join(TRANSACTION_COLUMNS)
-    write.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
+    write.add(*TRANSACTION_COLUMNS.insert([TRANSACTION_COLUMNS.row(t) for t in txns]))
 
 
 def legs_for(txn: Transaction) -> list[Posting]:

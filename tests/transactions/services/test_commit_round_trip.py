@@ -241,7 +241,7 @@ def test_a_movements_statement_is_planned_once_per_connection():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE 'WITH w0 AS (UPDATE balances%%'"
+            "WHERE statement LIKE 'WITH w0 AS (UPDATE \"balances\"%%'"
         )
         plans = cursor.fetchall()
         cursor.execute("SHOW plan_cache_mode")
