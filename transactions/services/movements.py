@@ -8,6 +8,9 @@ bounded retry on lock conflicts, and makes a fixed, small number of round trips:
 3. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
    same round trip (`WriteStatement.execute_and_commit`).
+A reversal, and a pending transaction's completion (`pending.py`), read what they need
+first (the transaction's row lock, its chain head), then lock, plan and write the same way
+(`lock_parties`, `plan_movement`, `commit_movement`).
 Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
@@ -194,11 +197,13 @@ def plan_movement(
     """Check `txn` against its locked balances and plan its postings (nothing written yet).
 
     Sets `txn.balance_after` for the account the money left (or entered, for a credit).
-    Raises AccountInactiveError, LimitExceededError, InsufficientFundsError.
+    Raises AccountInactiveError (not for a reversal), LimitExceededError,
+    InsufficientFundsError.
     """
     currency = txn.currency_id
     parties = [u for u in (txn.from_user_id, txn.to_user_id) if u is not None]
-    ensure_active(locked=locked, user_ids=parties, currency=currency)
+    if txn.type != TransactionType.REVERSAL:  # a compliance operation: frozen accounts too
+        ensure_active(locked=locked, user_ids=parties, currency=currency)
     if is_limited(
         kind=txn.type, from_user_id=txn.from_user_id, initiated_by_id=txn.initiated_by_id
     ):
@@ -256,11 +261,34 @@ def _move(
     event = transaction_event(
         txn=txn, action="transaction.completed", actor_id=actor_id, now=locked.now
     )
-    add_events(write, events=[event, *result.events])
-    complete_idempotency_key(write, idempotency=idempotency, result=txn)
-    schedule_after_commit([txn])
-    write.execute_and_commit()  # the last statement: nothing may fail after the commit
+    commit_movement(
+        write,
+        events=[event, *result.events],
+        txns=[txn],
+        idempotency=idempotency,
+        response=txn,
+    )
     return txn
+
+
+def commit_movement(
+    write: WriteStatement,
+    *,
+    events: list[PendingEvent],
+    txns: list[Transaction],
+    idempotency: IdempotencyRequest | None = None,
+    response: Transaction | None = None,
+) -> None:
+    """Finish a planned movement's statement and send it with `COMMIT`, in one round trip.
+
+    Adds the audit `events` and the idempotency key's stored `response` to `write`,
+    registers the after-commit hooks for `txns`, then runs it (`execute_and_commit`): the
+    last query of the movement's atomic block, which nothing may follow.
+    """
+    add_events(write, events=events)
+    complete_idempotency_key(write, idempotency=idempotency, result=response)
+    schedule_after_commit(txns)
+    write.execute_and_commit()  # the last statement: nothing may fail after the commit
 
 
 @retry_on_lock_conflict
@@ -420,31 +448,25 @@ def reverse(
     if original.type == TransactionType.REVERSAL:
         raise InvalidStateError("A reversal cannot be reversed.")
     transition(txn=original, target=TransactionStatus.REVERSED)
-    code = original.currency_id
-    keys = [(u, code) for u in (original.from_user_id, original.to_user_id) if u is not None]
-    creates = [(original.from_user_id, code)] if original.from_user_id is not None else []
-    locked = lock_balances(keys=keys, create_missing=creates)
-    if original.to_user_id is not None and (original.to_user_id, code) not in locked.balances:
-        raise InsufficientFundsError(details={"currency": code})
-    now = locked.now
     reversal = new_transaction(
         kind=TransactionType.REVERSAL,
         actor=actor,
         from_user_id=original.to_user_id,
         to_user_id=original.from_user_id,
         amount=original.amount,
-        currency=code,
+        currency=original.currency_id,
         description=reason,
         reference=original.reference,
-        now=now,
+        now=None,
     )
     reversal.reversal_of_id = original.pk
-    write, result = plan_postings(
-        locked=locked, postings=legs_for(reversal), actor_id=actor.pk, now=now
+    locked = lock_parties(
+        from_user_id=reversal.from_user_id,
+        to_user_id=reversal.to_user_id,
+        currency=reversal.currency_id,
     )
-    shown = reversal.from_user_id if reversal.from_user_id is not None else reversal.to_user_id
-    reversal.balance_after = result.balance_after[(shown, code)]
-    reversal.balance_owner_id = shown
+    now = reversal.created_at = reversal.completed_at = locked.now
+    write, result = plan_movement(locked=locked, txn=reversal, actor_id=actor.pk)
     add_transaction_inserts(write, txns=[reversal])
     set_status(txn=original, target=TransactionStatus.REVERSED, write=write, now=now)
     reversed_event = transaction_event(
@@ -458,8 +480,11 @@ def reverse(
     completed = transaction_event(
         txn=reversal, action="transaction.completed", actor_id=actor.pk, now=now
     )
-    add_events(write, events=[reversed_event, completed, *result.events])
-    complete_idempotency_key(write, idempotency=idempotency, result=reversal)
-    write.execute()
-    schedule_after_commit([original, reversal])
+    commit_movement(
+        write,
+        events=[reversed_event, completed, *result.events],
+        txns=[original, reversal],
+        idempotency=idempotency,
+        response=reversal,
+    )
     return reversal

@@ -30,6 +30,7 @@ from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType
 from transactions.services.movements import (
     add_transaction_inserts,
+    commit_movement,
     lock_parties,
     new_transaction,
     plan_movement,
@@ -222,9 +223,7 @@ def process_pending_transaction(*, transaction_id: object) -> Transaction:
         now=locked.now,
         prev_hash=prev_hash,
     )
-    add_events(write, events=[completed, *result.events])
-    write.execute()
-    schedule_after_commit([txn])
+    commit_movement(write, events=[completed, *result.events], txns=[txn])
     return txn
 
 

@@ -1,6 +1,7 @@
 """A movement's last statement and its COMMIT travel together; the block still behaves."""
 
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -52,6 +53,50 @@ def test_a_transfer_commits_with_its_last_statement_and_runs_the_commit_hooks():
     assert connection.get_autocommit()
     assert not connection.in_atomic_block
     assert Balance.objects.get(user=recipient).amount == Decimal("4.00")
+    assert_ledger_holds()
+
+
+def _reverse(sender, recipient):
+    admin = UserFactory(role="admin")
+    original = services.transfer(
+        actor=sender, sender=sender, recipient=recipient, amount=Decimal("4.00"), currency="USD"
+    )
+    return lambda: services.reverse(actor=admin, transaction_id=original.pk, reason="duplicate")
+
+
+def _complete_pending(sender, recipient):
+    with mock.patch.object(services.pending, "enqueue_after_commit"):  # no eager worker run
+        pending = services.create_pending(
+            actor=sender,
+            kind="transfer",
+            from_user=sender,
+            to_user=recipient,
+            amount=Decimal("4.00"),
+            currency="USD",
+        )
+    return lambda: services.process_pending_transaction(transaction_id=pending.pk)
+
+
+@pytest.mark.parametrize("movement", [_reverse, _complete_pending])
+def test_a_reversal_and_a_pending_completion_commit_with_their_last_statement(movement):
+    # given
+    sender, recipient = _funded("10.00"), UserFactory()
+    run = movement(sender, recipient)
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    # when
+    with connection.execute_wrapper(spy):
+        txn = run()
+    # then: one write statement, then COMMIT, as for a transfer
+    assert seen[-3] == statements.GENERIC_PLAN
+    assert seen[-2].startswith("WITH ")
+    assert seen[-1] == "COMMIT"
+    assert txn.status == "completed"
+    assert not connection.in_atomic_block
     assert_ledger_holds()
 
 
