@@ -49,7 +49,7 @@ from transactions.idempotency import (
     claim_idempotency_key,
     complete_idempotency_key,
 )
-from transactions.limits import LimitCheck, is_limited
+from transactions.limits import LIMIT_COLUMNS, LimitCheck, is_limited
 from transactions.models import (
     BatchItemStatus,
     BatchStatus,
@@ -299,6 +299,7 @@ def _lock_parties(items: list[_Item]) -> tuple[set[int], LockedSet]:
         keys=[(i.from_user_id, i.currency) for i in known]
         + [(i.to_user_id, i.currency) for i in known],
         create_missing=[(i.to_user_id, i.currency) for i in known],
+        columns=LIMIT_COLUMNS,
     )
     return users, locked
 

@@ -33,7 +33,7 @@ from transactions.idempotency import (
     complete_idempotency_key,
     settle_claim,
 )
-from transactions.limits import LimitCheck, is_limited
+from transactions.limits import LIMIT_COLUMNS, LimitCheck, is_limited
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
 from transactions.money import format_amount
@@ -167,6 +167,8 @@ def lock_parties(
 ) -> LockedSet:
     """Lock the balances of a movement's parties; the recipient's row is created on first use.
 
+    The owners' limit rules are read with the lock (`LIMIT_COLUMNS`), for `plan_movement`.
+
     Raises NotFoundError if the recipient does not exist (checked here, under the locks,
     so a caller may name the recipient by id without reading the user first).
 
@@ -176,10 +178,10 @@ def lock_parties(
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
     if idempotency is None:
-        locked = lock_balances(keys=keys, create_missing=create)
+        locked = lock_balances(keys=keys, create_missing=create, columns=LIMIT_COLUMNS)
     else:
         claimed, locked = lock_balances_after(
-            claim_statement(idempotency), keys=keys, create_missing=create
+            claim_statement(idempotency), keys=keys, create_missing=create, columns=LIMIT_COLUMNS
         )
         settle_claim(idempotency, claimed)
     if to_user_id is not None and (to_user_id, currency) not in locked.balances:
