@@ -282,7 +282,8 @@ def _read_items(*, batch_id: object, start: int, stop: int, lock: bool) -> list[
     """The pending items `start <= index < stop`, in index order (locked if `lock`)."""
     with connection.cursor() as cursor:
         cursor.execute(_ITEMS_SQL + (" FOR UPDATE" if lock else ""), [batch_id, start, stop])
-        return [_Item._make(row) for row in cursor.fetchall()]
+        names = [column.name for column in cursor.description]
+        return [_Item(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
 
 def _lock_parties(items: list[_Item]) -> tuple[set[int], LockedSet]:
