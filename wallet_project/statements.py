@@ -205,7 +205,7 @@ def _source_sql(alias: str, columns: list[tuple[str, str]]) -> str:
     return f"jsonb_to_recordset(%s::jsonb) AS {alias}({record})"
 
 
-def _payload(names: list[str], rows: list[tuple]) -> str:
+def _payload(names: Sequence[str], rows: list[tuple]) -> str:
     return json.dumps(
         [dict(zip(names, row, strict=True)) for row in rows],
         default=_json_value,
@@ -285,10 +285,6 @@ class ModelColumns:
     def typed(self) -> list[tuple[str, str]]:
         """(column, SQL type) for each of `names`: the row source's record."""
         return [(f.column, _travel_type(f)) for f in self.fields]
-
-    def source(self, alias: str, rows: list[tuple]) -> tuple[str, list]:
-        """`rows` as a row source named `alias` (see `rows_source`)."""
-        return rows_source(alias, self.typed, rows)
 
     def insert(self, rows: list[tuple], **shared: object) -> tuple[str, list]:
         """An `INSERT ... SELECT` of `rows`, with the `shared` values, as one statement part."""
