@@ -4,8 +4,8 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
-from wallet_project.db import epoch_micros, from_epoch_micros
 from wallet_project.errors import NotFoundError
+from wallet_project.statements import epoch_micros, from_epoch_micros
 
 # users.id is a bigint: anything outside it names no user (and must not reach PostgreSQL).
 _MAX_ID = 2**63 - 1

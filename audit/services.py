@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -11,9 +11,7 @@ from django.utils import timezone
 from audit.chain import GENESIS, canonical_details, event_hash
 from audit.models import AuditLog
 from wallet_project.request_context import client_ip_var, request_id_var
-
-if TYPE_CHECKING:
-    from wallet_project.db import StatementBatch
+from wallet_project.statements import ModelColumns, WriteStatement
 
 
 @dataclass
@@ -50,35 +48,15 @@ class PendingEvent:
             created_at=self.created_at,
         )
 
-    def as_row(self) -> tuple:
-        """The `EVENT_COLUMNS` values; the details as their canonical JSON text."""
-        return (
-            self.entity_type,
-            self.entity_id,
-            self.action,
-            self.details_text,
-            self.actor_id,
-            self.request_id,
-            self.client_ip,
-            self.created_at,
-            self.chain,
-            self.prev_hash,
-            self.hash,
-        )
 
-
-EVENT_COLUMNS = (
-    "entity_type",
-    "entity_id",
-    "action",
-    "details",
-    "actor_id",
-    "request_id",
-    "client_ip",
-    "created_at",
-    "chain",
-    "prev_hash",
-    "hash",
+# An event's row is its attributes, the details as their canonical JSON text (as hashed).
+EVENT_COLUMNS = ModelColumns(
+    AuditLog,
+    omitted={
+        "id": "an identity",
+        "txid": "the id of the writing database transaction, the column's default",
+    },
+    attributes={"details": "details_text"},
 )
 
 
@@ -153,35 +131,11 @@ def insert_events(*, events: list[PendingEvent]) -> list[AuditLog]:
     return rows
 
 
-def add_events(batch: "StatementBatch", *, events: list[PendingEvent]) -> None:
-    """Append the insert of computed audit events to `batch` (one statement for all)."""
-    from wallet_project.db import rows_source
-
+def add_events(write: WriteStatement, *, events: list[PendingEvent]) -> None:
+    """Append the insert of computed audit events to `write` (one statement for all)."""
     if not events:
         return
-    rows = [e.as_row() for e in events]
-    source, params = rows_source(
-        "v",
-        [
-            ("entity_type", "varchar"),
-            ("entity_id", "varchar"),
-            ("action", "varchar"),
-            ("details", "text"),
-            ("actor_id", "bigint"),
-            ("request_id", "varchar"),
-            ("client_ip", "inet"),
-            ("created_at", "timestamptz"),
-            ("chain", "varchar"),
-            ("prev_hash", "varchar"),
-            ("hash", "varchar"),
-        ],
-        rows,
-    )
-    values = ", ".join("v.details::jsonb" if c == "details" else f"v.{c}" for c in EVENT_COLUMNS)
-    batch.add(
-        f"INSERT INTO audit_logs ({', '.join(EVENT_COLUMNS)}) SELECT {values} FROM {source}",  # noqa: S608
-        params,
-    )
+    write.add(*EVENT_COLUMNS.insert([EVENT_COLUMNS.row(e) for e in events]))
 
 
 def copy_events(*, events: Iterable[PendingEvent]) -> None:
@@ -189,6 +143,4 @@ def copy_events(*, events: Iterable[PendingEvent]) -> None:
 
     Rows are inserted in the order given, so each chain's events keep their order of ids.
     """
-    from wallet_project.db import copy_rows
-
-    copy_rows("audit_logs", EVENT_COLUMNS, (e.as_row() for e in events))
+    EVENT_COLUMNS.copy(EVENT_COLUMNS.row(e) for e in events)

@@ -9,9 +9,10 @@ from django.db import connection
 
 from audit.services import PendingEvent
 from balances.locks import LockedBalance, LockedSet, lock_balances
+from balances.models import Balance, BalanceEntry
 from money.amounts import format_amount
-from wallet_project.db import StatementBatch, rows_source
 from wallet_project.errors import InsufficientFundsError
+from wallet_project.statements import ModelColumns, WriteStatement
 
 
 @dataclass
@@ -28,19 +29,24 @@ class Posting:
 class PostingResult:
     balance_after: dict[tuple[int, str], Decimal] = field(default_factory=dict)
     events: list[PendingEvent] = field(default_factory=list)
-    # balance_entries rows (`ENTRY_COLUMNS` but created_at) in posting order (apply_postings)
+    # balance_entries rows (`ENTRY_COLUMNS.row_of`) in posting order (apply_postings)
     entry_rows: list[tuple] = field(default_factory=list)
     touched: dict[int, LockedBalance] = field(default_factory=dict)  # by balance id
 
 
-ENTRY_COLUMNS = (
-    "balance_id",
-    "user_id",
-    "currency",
-    "transaction_id",
-    "delta",
-    "balance_after",
-    "created_at",
+# One row per posting; the movement's instant is shared by its entries.
+ENTRY_COLUMNS = ModelColumns(BalanceEntry, shared=["created_at"], omitted={"id": "an identity"})
+
+# A posting changes a balance's amount, entry count and chain head; the rest is its identity.
+BALANCE_UPDATE_COLUMNS = ModelColumns(
+    Balance,
+    fields=["id", "amount", "entry_count", "head_hash"],
+    shared=["last_updated_at"],
+    omitted={
+        "user": "fixed when the row is created",
+        "currency": "fixed when the row is created",
+        "created_at": "fixed when the row is created",
+    },
 )
 
 
@@ -62,7 +68,16 @@ def iter_postings(
     touched = result.touched
     for posting in postings:
         if posting.user_id is None:
-            yield (None, None, posting.currency, posting.transaction_id, posting.delta, None)
+            yield ENTRY_COLUMNS.row_of(
+                {
+                    "balance_id": None,
+                    "user_id": None,
+                    "currency_id": posting.currency,
+                    "transaction_id": posting.transaction_id,
+                    "delta": posting.delta,
+                    "balance_after": None,
+                }
+            )
             continue
         balance = locked.balances[(posting.user_id, posting.currency)]
         new_amount = balance.amount + posting.delta
@@ -96,13 +111,15 @@ def iter_postings(
         result.events.append(event)
         touched[balance.id] = balance
         result.balance_after[(balance.user_id, balance.currency)] = new_amount
-        yield (
-            balance.id,
-            balance.user_id,
-            posting.currency,
-            posting.transaction_id,
-            posting.delta,
-            new_amount,
+        yield ENTRY_COLUMNS.row_of(
+            {
+                "balance_id": balance.id,
+                "user_id": balance.user_id,
+                "currency_id": posting.currency,
+                "transaction_id": posting.transaction_id,
+                "delta": posting.delta,
+                "balance_after": new_amount,
+            }
         )
 
 
@@ -122,33 +139,18 @@ def apply_postings(
     return result
 
 
-def add_balance_updates(batch: StatementBatch, *, result: PostingResult, now: datetime) -> None:
+def add_balance_updates(write: WriteStatement, *, result: PostingResult, now: datetime) -> None:
     """Add the update of every balance `result` touched (amount, count, chain head)."""
     if not result.touched:
         return
-    source, params = rows_source(
-        "v",
-        [
-            ("id", "bigint"),
-            ("amount", "numeric"),
-            ("entry_count", "bigint"),
-            ("head", "varchar"),
-        ],
-        [(b.id, b.amount, b.entry_count, b.head_hash) for b in result.touched.values()],
-    )
-    batch.add(
-        "UPDATE balances b SET amount = v.amount, entry_count = v.entry_count, "  # noqa: S608
-        f"head_hash = v.head, last_updated_at = %s::timestamptz FROM {source} WHERE b.id = v.id "
-        # The id list lets the planner use the primary key; a row source's size is unknown.
-        # Both are sent as text (the array literal, the instant): cheaper to encode.
-        "AND b.id = ANY(%s::bigint[])",
-        [now.isoformat(), *params, "{" + ",".join(map(str, result.touched)) + "}"],
-    )
+    # The instant is sent as text: cheaper to encode.
+    rows = [BALANCE_UPDATE_COLUMNS.row(b) for b in result.touched.values()]
+    write.add(*BALANCE_UPDATE_COLUMNS.update(rows, last_updated_at=now.isoformat()))
 
 
 def plan_postings(
     *, locked: LockedSet, postings: list[Posting], actor_id: int | None, now: datetime
-) -> tuple[StatementBatch, PostingResult]:
+) -> tuple[WriteStatement, PostingResult]:
     """Apply `postings` in memory to the locked balances and build the writes.
 
     Every user leg must name a locked balance. Raises InsufficientFundsError if any balance
@@ -156,26 +158,10 @@ def plan_postings(
     (balance update, entries, balance events) for the caller to extend and execute.
     """
     result = apply_postings(locked=locked, postings=postings, actor_id=actor_id, now=now)
-    batch = StatementBatch()
-    add_balance_updates(batch, result=result, now=now)
-    source, params = rows_source(
-        "v",
-        [
-            ("balance_id", "bigint"),
-            ("user_id", "bigint"),
-            ("currency", "varchar"),
-            ("transaction_id", "uuid"),
-            ("delta", "numeric"),
-            ("balance_after", "numeric"),
-        ],
-        result.entry_rows,
-    )
-    batch.add(
-        "INSERT INTO balance_entries (balance_id, user_id, currency, transaction_id, delta, "  # noqa: S608
-        f"balance_after, created_at) SELECT v.*, %s::timestamptz FROM {source}",
-        [now.isoformat(), *params],
-    )
-    return batch, result
+    write = WriteStatement()
+    add_balance_updates(write, result=result, now=now)
+    write.add(*ENTRY_COLUMNS.insert(result.entry_rows, created_at=now.isoformat()))
+    return write, result
 
 
 def rebuild_balances(*, keys: list[tuple[int, str]]) -> int:

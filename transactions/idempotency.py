@@ -16,12 +16,12 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from transactions.models import IdempotencyKey, Transaction
-from wallet_project.db import StatementBatch
 from wallet_project.errors import (
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
     ValidationFailedError,
 )
+from wallet_project.statements import WriteStatement
 
 MAX_KEY_LENGTH = 255
 RETENTION = timedelta(hours=24)
@@ -154,7 +154,7 @@ def claim_idempotency_key(*, idempotency: IdempotencyRequest | None) -> None:
 
 
 def complete_idempotency_key(
-    batch: StatementBatch, *, idempotency: IdempotencyRequest | None, result: Any
+    write: WriteStatement, *, idempotency: IdempotencyRequest | None, result: Any
 ) -> None:
     """Store the response for `result` in the same statement as the movement's writes."""
     if idempotency is None or idempotency.key_id is None or idempotency.render is None:
@@ -163,7 +163,7 @@ def complete_idempotency_key(
     text = body.text if isinstance(body, RenderedJSON) else json.dumps(body, default=str)
     # Only a transaction is linked; a batch or a schedule is found through the stored body.
     txn_id = result.pk if isinstance(result, Transaction) else None
-    batch.add(
+    write.add(
         "UPDATE idempotency_keys SET state = 'completed', response_status = %s, "
         "response_body = %s::jsonb, transaction_id = %s WHERE id = %s",
         [status, text, txn_id, idempotency.key_id],

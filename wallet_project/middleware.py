@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.http import Http404
 from django.utils.deprecation import MiddlewareMixin
 
-from wallet_project.db import database_unavailable, run_pipelined
+from wallet_project.db import database_unavailable
 from wallet_project.envelope import error_response, error_response_for_status
 from wallet_project.errors import DatabaseUnavailableError, ServiceUnavailableError
 from wallet_project.request_context import (
@@ -25,6 +25,7 @@ from wallet_project.request_context import (
     request_id_var,
     user_id_var,
 )
+from wallet_project.statements import run_pipelined
 
 access_logger = structlog.get_logger("wallet.access")
 error_logger = logging.getLogger("wallet.errors")

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection, transaction
 
 from money.models import Currency
-from wallet_project.db import copy_rows
+from wallet_project.statements import copy_rows
 
 pytestmark = pytest.mark.django_db
 

@@ -13,6 +13,7 @@ from transactions.services.limits import check_limit as check_limit
 from transactions.services.limits import save_limit as save_limit
 from transactions.services.movements import (
     add_transaction_inserts,
+    commit_movement,
     credit,
     debit,
     legs_for,
@@ -53,6 +54,7 @@ __all__ = [
     "cancel_schedule",
     "check_limit",
     "claim_due_runs",
+    "commit_movement",
     "create_batch",
     "create_pending",
     "create_schedule",

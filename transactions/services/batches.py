@@ -50,7 +50,7 @@ from transactions.idempotency import (
     claim_idempotency_key,
     complete_idempotency_key,
 )
-from transactions.limits import LimitCheck, is_limited
+from transactions.limits import LIMIT_COLUMNS, LimitCheck, is_limited
 from transactions.models import (
     BatchItemStatus,
     BatchStatus,
@@ -58,23 +58,24 @@ from transactions.models import (
     TransactionStatus,
     TransactionType,
     TransferBatch,
+    TransferBatchItem,
 )
 from transactions.services.movements import (
     TRANSACTION_COLUMNS,
     legs_for,
     schedule_after_commit,
     transaction_event,
-    transaction_row,
 )
 from transactions.services.pending import database_now, enqueue_after_commit, worker_exclusive
 from wallet_project.celery import enqueue
-from wallet_project.db import StatementBatch, copy_rows, retry_on_lock_conflict
+from wallet_project.db import retry_on_lock_conflict
 from wallet_project.errors import (
     LimitExceededError,
     NotFoundError,
     PermissionDeniedError,
     ValidationFailedError,
 )
+from wallet_project.statements import ModelColumns, WriteStatement
 
 logger = logging.getLogger("wallet.batches")
 
@@ -133,16 +134,15 @@ def _batch_event(
     )
 
 
-_ITEM_COLUMNS = (
-    "batch_id",
-    "index",
-    "from_user_id",
-    "to_user_id",
-    "amount",
-    "currency",
-    "description",
-    "reference",
-    "status",
+# An item is inserted as requested; its outcome is written when it is applied.
+ITEM_COLUMNS = ModelColumns(
+    TransferBatchItem,
+    omitted={
+        "id": "an identity",
+        "transaction": "set when the item is applied (_RECORD_SQL)",
+        "error_code": "set when the item is refused (_RECORD_SQL, _FAIL_SQL)",
+        "error_message": "set when the item is refused (_RECORD_SQL, _FAIL_SQL)",
+    },
 )
 
 
@@ -177,29 +177,27 @@ def create_batch(
         created_at=now,
         updated_at=now,
     )
-    copy_rows(
-        "transfer_batch_items",
-        _ITEM_COLUMNS,
-        (
-            (
-                batch.pk,
-                index,
-                item.from_user_id or actor.pk,
-                item.to_user_id,
-                item.amount,
-                item.currency,
-                item.description or "",
-                item.reference,
-                BatchItemStatus.PENDING,
-            )
-            for index, item in enumerate(items)
-        ),
+    ITEM_COLUMNS.copy(
+        ITEM_COLUMNS.row_of(
+            {
+                "batch_id": batch.pk,
+                "index": index,
+                "from_user_id": item.from_user_id or actor.pk,
+                "to_user_id": item.to_user_id,
+                "amount": item.amount,
+                "currency": item.currency,
+                "description": item.description or "",
+                "reference": item.reference,
+                "status": BatchItemStatus.PENDING,
+            }
+        )
+        for index, item in enumerate(items)
     )
-    statements = StatementBatch()
+    write = WriteStatement()
     event = _batch_event(batch=batch, action="batch.created", actor_id=actor.pk, now=now)
-    add_events(statements, events=[event])
-    complete_idempotency_key(statements, idempotency=idempotency, result=batch)
-    statements.execute()
+    add_events(write, events=[event])
+    complete_idempotency_key(write, idempotency=idempotency, result=batch)
+    write.execute()
     enqueue_after_commit(START_BATCH_TASK, batch_id=str(batch.pk))
     return batch
 
@@ -223,12 +221,12 @@ def _mark_processing(*, batch_id: uuid.UUID | str) -> TransferBatch:
         batch.status = BatchStatus.PROCESSING
         now = database_now()
         TransferBatch.objects.filter(pk=batch.pk).update(status=batch.status, updated_at=now)
-        statements = StatementBatch()
+        write = WriteStatement()
         add_events(
-            statements,
+            write,
             events=[_batch_event(batch=batch, action="batch.started", actor_id=None, now=now)],
         )
-        statements.execute()
+        write.execute()
     return batch
 
 
@@ -291,7 +289,8 @@ def _read_items(*, batch_id: uuid.UUID | str, start: int, stop: int, lock: bool)
     """The pending items `start <= index < stop`, in index order (locked if `lock`)."""
     with connection.cursor() as cursor:
         cursor.execute(_ITEMS_SQL + (" FOR UPDATE" if lock else ""), [batch_id, start, stop])
-        return [_Item._make(row) for row in cursor.fetchall()]
+        names = [column.name for column in cursor.description]
+        return [_Item(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
 
 def _lock_parties(items: list[_Item]) -> tuple[set[int], LockedSet]:
@@ -308,6 +307,7 @@ def _lock_parties(items: list[_Item]) -> tuple[set[int], LockedSet]:
         keys=[(i.from_user_id, i.currency) for i in known]
         + [(i.to_user_id, i.currency) for i in known],
         create_missing=[(i.to_user_id, i.currency) for i in known],
+        columns=LIMIT_COLUMNS,
     )
     return users, locked
 
@@ -409,9 +409,9 @@ def _write_transfers(
                 completed_at=now,
             )
             txns.append(txn)
-            yield transaction_row(txn)
+            yield TRANSACTION_COLUMNS.row(txn)
 
-    copy_rows("transactions", TRANSACTION_COLUMNS, transaction_rows())
+    TRANSACTION_COLUMNS.copy(transaction_rows())
     # Legs grouped by balance, each balance's in item order: its chain and amounts are
     # exactly those of posting in item order, and its events are written side by side.
     # (Every leg of a transfer is an account's, never the world's: its user id is set.)
@@ -432,10 +432,10 @@ def _write_transfers(
             )
 
     copy_events(events=events())
-    copy_rows("balance_entries", ENTRY_COLUMNS, ((*row, now) for row in posted.entry_rows))
-    statements = StatementBatch()
-    add_balance_updates(statements, result=posted, now=now)
-    statements.execute()
+    ENTRY_COLUMNS.copy(posted.entry_rows, created_at=now)
+    write = WriteStatement()
+    add_balance_updates(write, result=posted, now=now)
+    write.execute()
     return txns
 
 
@@ -477,11 +477,11 @@ WHERE a.batch_id = %s::uuid AND i.id = a.id
 
 def _fail_atomic(
     *, batch: TransferBatch, refused: dict[int, _Refusal], now: datetime
-) -> tuple[StatementBatch, list[PendingEvent]]:
-    statements = StatementBatch()
+) -> tuple[WriteStatement, list[PendingEvent]]:
+    write = WriteStatement()
     ordered = sorted(refused.items())
     first = ordered[0][0]
-    statements.add(
+    write.add(
         _FAIL_SQL,
         [
             ABORTED,
@@ -502,7 +502,7 @@ def _fail_atomic(
         now=now,
         extra={"refused": {str(i): r.code for i, r in sorted(refused.items())[:100]}},
     )
-    return statements, [event]
+    return write, [event]
 
 
 @retry_on_lock_conflict
@@ -522,19 +522,19 @@ def apply_atomic_batch(*, batch_id: uuid.UUID | str) -> TransferBatch:
     users, locked = _lock_parties(items)
     refused = _check_items(items, users, locked, owner_id=batch.owner_id)
     if refused:
-        statements, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
-        _finish_batch_row(statements, batch=batch, now=locked.now)
-        add_events(statements, events=events)
+        write, events = _fail_atomic(batch=batch, refused=refused, now=locked.now)
+        _finish_batch_row(write, batch=batch, now=locked.now)
+        add_events(write, events=events)
         with _planned_for_actual_sizes():
-            statements.execute()
+            write.execute()
         return batch
     _apply_items(batch=batch, items=items, refused={}, locked=locked)
     return batch
 
 
-def _finish_batch_row(statements: StatementBatch, *, batch: TransferBatch, now: datetime) -> None:
+def _finish_batch_row(write: WriteStatement, *, batch: TransferBatch, now: datetime) -> None:
     batch.completed_at = batch.updated_at = now
-    statements.add(
+    write.add(
         "UPDATE transfer_batches SET status = %s, processed = %s, succeeded = %s, failed = %s, "
         "completed_at = %s, updated_at = %s WHERE id = %s::uuid",
         [batch.status, batch.processed, batch.succeeded, batch.failed, now, now, batch.pk],
@@ -587,9 +587,9 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
         counted, status, processed, total = cursor.fetchone()
     if counted and processed == total and status == BatchStatus.COMPLETED:
         batch.refresh_from_db()
-        statements = StatementBatch()
+        write = WriteStatement()
         add_events(
-            statements,
+            write,
             events=[
                 _batch_event(
                     batch=batch,
@@ -599,7 +599,7 @@ def _record_outcomes(*, batch: TransferBatch, outcomes: list[tuple]) -> None:
                 )
             ],
         )
-        statements.execute()
+        write.execute()
 
 
 @contextmanager

@@ -7,11 +7,12 @@ bounded retry on lock conflicts. Credit, debit and transfer (`_move`) make two r
    reads the database clock, pipelined (`lock_parties`),
 2. one statement that updates the balances and inserts the transaction, the balance
    entries, the audit events and the idempotency response, sent with `COMMIT` in the
-   same round trip (`StatementBatch.execute_and_commit`).
+   same round trip (`WriteStatement.execute_and_commit`).
+A reversal, and a pending transaction's completion (`pending.py`), read what they need
+first (the transaction's row lock, its chain head), then lock, plan and write the same way
+(`lock_parties`, `plan_movement`, `commit_movement`).
 A balance row created on first use (a recipient's first payment in a currency) adds round
 trips between the two: its insert, its `balance.opened` event and the lock again.
-`reverse` makes more: the key's claim, the original's row lock and its chain head each
-come before the balance lock, and its statement runs before the block's own `COMMIT`.
 Decisions use only values read under the lock. Caches and counters are updated after commit.
 """
 
@@ -36,10 +37,10 @@ from transactions.idempotency import (
     complete_idempotency_key,
     settle_claim,
 )
-from transactions.limits import LimitCheck, is_limited
+from transactions.limits import LIMIT_COLUMNS, LimitCheck, is_limited
 from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType, can_transition
-from wallet_project.db import StatementBatch, retry_on_lock_conflict, rows_source
+from wallet_project.db import retry_on_lock_conflict
 from wallet_project.errors import (
     AccountInactiveError,
     ConflictError,
@@ -49,6 +50,7 @@ from wallet_project.errors import (
     PermissionDeniedError,
     SameAccountError,
 )
+from wallet_project.statements import ModelColumns, WriteStatement
 
 _after_commit_hooks: list[Callable[[list[Transaction]], None]] = []
 
@@ -104,52 +106,13 @@ def transaction_event(
     )
 
 
-_TXN_COLUMNS = [
-    ("id", "uuid"),
-    ("type", "varchar"),
-    ("status", "varchar"),
-    ("from_user_id", "bigint"),
-    ("to_user_id", "bigint"),
-    ("amount", "numeric"),
-    ("currency", "varchar"),
-    ("description", "varchar"),
-    ("reference", "varchar"),
-    ("reversal_of_id", "uuid"),
-    ("failure_code", "varchar"),
-    ("initiated_by_id", "bigint"),
-    ("created_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-]
+# A movement builds the whole row in memory: every column is written.
+TRANSACTION_COLUMNS = ModelColumns(Transaction)
 
 
-TRANSACTION_COLUMNS = tuple(name for name, _ in _TXN_COLUMNS)
-
-
-def transaction_row(t: Transaction) -> tuple:
-    """The `TRANSACTION_COLUMNS` values of a transaction built in memory."""
-    return (
-        t.pk,
-        t.type,
-        t.status,
-        t.from_user_id,
-        t.to_user_id,
-        t.amount,
-        t.currency_id,
-        t.description,
-        t.reference,
-        t.reversal_of_id,
-        t.failure_code,
-        t.initiated_by_id,
-        t.created_at,
-        t.completed_at,
-    )
-
-
-def add_transaction_inserts(batch: StatementBatch, *, txns: list[Transaction]) -> None:
-    """Insert transaction rows (built in memory) as one set-based statement of `batch`."""
-    source, params = rows_source("v", _TXN_COLUMNS, [transaction_row(t) for t in txns])
-    names = ", ".join(TRANSACTION_COLUMNS)
-    batch.add(f"INSERT INTO transactions ({names}) SELECT * FROM {source}", params)  # noqa: S608
+def add_transaction_inserts(write: WriteStatement, *, txns: list[Transaction]) -> None:
+    """Insert transaction rows (built in memory) as one set-based statement of `write`."""
+    write.add(*TRANSACTION_COLUMNS.insert([TRANSACTION_COLUMNS.row(t) for t in txns]))
 
 
 def legs_for(txn: Transaction) -> list[Posting]:
@@ -208,6 +171,8 @@ def lock_parties(
 ) -> LockedSet:
     """Lock the balances of a movement's parties; the recipient's row is created on first use.
 
+    The owners' limit rules are read with the lock (`LIMIT_COLUMNS`), for `plan_movement`.
+
     Raises NotFoundError if the recipient does not exist (checked here, under the locks,
     so a caller may name the recipient by id without reading the user first).
 
@@ -217,10 +182,10 @@ def lock_parties(
     keys = [(u, currency) for u in (from_user_id, to_user_id) if u is not None]
     create = [(to_user_id, currency)] if to_user_id is not None else []
     if idempotency is None:
-        locked = lock_balances(keys=keys, create_missing=create)
+        locked = lock_balances(keys=keys, create_missing=create, columns=LIMIT_COLUMNS)
     else:
         claimed, locked = lock_balances_after(
-            claim_statement(idempotency), keys=keys, create_missing=create
+            claim_statement(idempotency), keys=keys, create_missing=create, columns=LIMIT_COLUMNS
         )
         settle_claim(idempotency, claimed)
     if to_user_id is not None and (to_user_id, currency) not in locked.balances:
@@ -234,15 +199,17 @@ def recipient_not_found() -> NotFoundError:
 
 def plan_movement(
     *, locked: LockedSet, txn: Transaction, actor_id: int | None
-) -> tuple[StatementBatch, PostingResult]:
+) -> tuple[WriteStatement, PostingResult]:
     """Check `txn` against its locked balances and plan its postings (nothing written yet).
 
     Sets `txn.balance_after` for the account the money left (or entered, for a credit).
-    Raises AccountInactiveError, LimitExceededError, InsufficientFundsError.
+    Raises AccountInactiveError (not for a reversal), LimitExceededError,
+    InsufficientFundsError.
     """
     currency = txn.currency_id
     parties = [u for u in (txn.from_user_id, txn.to_user_id) if u is not None]
-    ensure_active(locked=locked, user_ids=parties, currency=currency)
+    if txn.type != TransactionType.REVERSAL:  # a compliance operation: frozen accounts too
+        ensure_active(locked=locked, user_ids=parties, currency=currency)
     if txn.from_user_id is not None and is_limited(
         kind=txn.type, from_user_id=txn.from_user_id, initiated_by_id=txn.initiated_by_id
     ):
@@ -251,14 +218,14 @@ def plan_movement(
         raise InsufficientFundsError(
             details={"currency": currency, "available": format_amount(Decimal(0), currency)}
         )
-    batch, result = plan_postings(
+    write, result = plan_postings(
         locked=locked, postings=legs_for(txn), actor_id=actor_id, now=locked.now
     )
     # A credit has no sender, but always a recipient.
     shown = txn.from_user_id if txn.from_user_id is not None else cast(int, txn.to_user_id)
     txn.balance_after = result.balance_after[(shown, currency)]
     txn.balance_owner_id = shown
-    return batch, result
+    return write, result
 
 
 def _move(
@@ -296,16 +263,39 @@ def _move(
     )
     txn.created_at = txn.completed_at = locked.now
     actor_id = actor.pk if actor else None
-    batch, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
-    add_transaction_inserts(batch, txns=[txn])
+    write, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
+    add_transaction_inserts(write, txns=[txn])
     event = transaction_event(
         txn=txn, action="transaction.completed", actor_id=actor_id, now=locked.now
     )
-    add_events(batch, events=[event, *result.events])
-    complete_idempotency_key(batch, idempotency=idempotency, result=txn)
-    schedule_after_commit([txn])
-    batch.execute_and_commit()  # the last statement: nothing may fail after the commit
+    commit_movement(
+        write,
+        events=[event, *result.events],
+        txns=[txn],
+        idempotency=idempotency,
+        response=txn,
+    )
     return txn
+
+
+def commit_movement(
+    write: WriteStatement,
+    *,
+    events: list[PendingEvent],
+    txns: list[Transaction],
+    idempotency: IdempotencyRequest | None = None,
+    response: Transaction | None = None,
+) -> None:
+    """Finish a planned movement's statement and send it with `COMMIT`, in one round trip.
+
+    Adds the audit `events` and the idempotency key's stored `response` to `write`,
+    registers the after-commit hooks for `txns`, then runs it (`execute_and_commit`): the
+    last query of the movement's atomic block, which nothing may follow.
+    """
+    add_events(write, events=events)
+    complete_idempotency_key(write, idempotency=idempotency, result=response)
+    schedule_after_commit(txns)
+    write.execute_and_commit()  # the last statement: nothing may fail after the commit
 
 
 @retry_on_lock_conflict
@@ -406,11 +396,11 @@ def set_status(
     *,
     txn: Transaction,
     target: str,
-    batch: StatementBatch,
+    write: WriteStatement,
     now: datetime,
     failure_code: str | None = None,
 ) -> None:
-    """Move `txn` along the state machine and add the row update to `batch`.
+    """Move `txn` along the state machine and add the row update to `write`.
 
     The one writer of a transaction's status; the caller holds the transaction's row lock.
     `completed_at` is set when it completes and kept otherwise.
@@ -421,7 +411,7 @@ def set_status(
     txn.failure_code = failure_code
     if target == TransactionStatus.COMPLETED:
         txn.completed_at = now
-    batch.add(
+    write.add(
         "UPDATE transactions SET status = %s, failure_code = %s, completed_at = %s WHERE id = %s",
         [txn.status, txn.failure_code, txn.completed_at, txn.pk],
     )
@@ -465,37 +455,27 @@ def reverse(
     if original.type == TransactionType.REVERSAL:
         raise InvalidStateError("A reversal cannot be reversed.")
     transition(txn=original, target=TransactionStatus.REVERSED)
-    code = original.currency_id
-    keys = [(u, code) for u in (original.from_user_id, original.to_user_id) if u is not None]
-    creates = [(original.from_user_id, code)] if original.from_user_id is not None else []
-    locked = lock_balances(keys=keys, create_missing=creates)
-    if original.to_user_id is not None and (original.to_user_id, code) not in locked.balances:
-        raise InsufficientFundsError(details={"currency": code})
-    now = locked.now
     reversal = new_transaction(
         kind=TransactionType.REVERSAL,
         actor=actor,
         from_user_id=original.to_user_id,
         to_user_id=original.from_user_id,
         amount=original.amount,
-        currency=code,
+        currency=original.currency_id,
         description=reason,
         reference=original.reference,
-        now=now,
+        now=None,
     )
     reversal.reversal_of_id = original.pk
-    batch, result = plan_postings(
-        locked=locked, postings=legs_for(reversal), actor_id=actor.pk, now=now
+    locked = lock_parties(
+        from_user_id=reversal.from_user_id,
+        to_user_id=reversal.to_user_id,
+        currency=reversal.currency_id,
     )
-    shown = (
-        reversal.from_user_id
-        if reversal.from_user_id is not None
-        else cast(int, reversal.to_user_id)
-    )
-    reversal.balance_after = result.balance_after[(shown, code)]
-    reversal.balance_owner_id = shown
-    add_transaction_inserts(batch, txns=[reversal])
-    set_status(txn=original, target=TransactionStatus.REVERSED, batch=batch, now=now)
+    now = reversal.created_at = reversal.completed_at = locked.now
+    write, result = plan_movement(locked=locked, txn=reversal, actor_id=actor.pk)
+    add_transaction_inserts(write, txns=[reversal])
+    set_status(txn=original, target=TransactionStatus.REVERSED, write=write, now=now)
     reversed_event = transaction_event(
         txn=original,
         action="transaction.reversed",
@@ -507,8 +487,11 @@ def reverse(
     completed = transaction_event(
         txn=reversal, action="transaction.completed", actor_id=actor.pk, now=now
     )
-    add_events(batch, events=[reversed_event, completed, *result.events])
-    complete_idempotency_key(batch, idempotency=idempotency, result=reversal)
-    batch.execute()
-    schedule_after_commit([original, reversal])
+    commit_movement(
+        write,
+        events=[reversed_event, completed, *result.events],
+        txns=[original, reversal],
+        idempotency=idempotency,
+        response=reversal,
+    )
     return reversal

@@ -31,6 +31,7 @@ from transactions.locks import lock_transaction
 from transactions.models import Transaction, TransactionStatus, TransactionType
 from transactions.services.movements import (
     add_transaction_inserts,
+    commit_movement,
     lock_parties,
     new_transaction,
     plan_movement,
@@ -40,13 +41,14 @@ from transactions.services.movements import (
     transition,
 )
 from wallet_project.celery import enqueue
-from wallet_project.db import StatementBatch, retry_on_lock_conflict
+from wallet_project.db import retry_on_lock_conflict
 from wallet_project.errors import (
     BusinessRuleError,
     InvalidStateError,
     SameAccountError,
     ValidationFailedError,
 )
+from wallet_project.statements import WriteStatement
 
 logger = logging.getLogger("wallet.worker")
 
@@ -150,12 +152,12 @@ def create_pending(
         status=TransactionStatus.PENDING,
         now=now,
     )
-    batch = StatementBatch()
-    add_transaction_inserts(batch, txns=[txn])
+    write = WriteStatement()
+    add_transaction_inserts(write, txns=[txn])
     created = transaction_event(txn=txn, action="transaction.created", actor_id=actor.pk, now=now)
-    add_events(batch, events=[created])
-    complete_idempotency_key(batch, idempotency=idempotency, result=txn)
-    batch.execute()
+    add_events(write, events=[created])
+    complete_idempotency_key(write, idempotency=idempotency, result=txn)
+    write.execute()
     schedule_after_commit([txn])
     enqueue_after_commit(PROCESS_PENDING_TASK, transaction_id=str(txn.pk))
     return txn
@@ -172,8 +174,8 @@ def _fail(
 ) -> Transaction:
     """Fail a locked pending transaction with `code`, in the caller's transaction."""
     prev_hash = chain_head(chain=f"txn:{txn.pk}")
-    batch = StatementBatch()
-    set_status(txn=txn, target=TransactionStatus.FAILED, batch=batch, now=now, failure_code=code)
+    write = WriteStatement()
+    set_status(txn=txn, target=TransactionStatus.FAILED, write=write, now=now, failure_code=code)
     event = transaction_event(
         txn=txn,
         action="transaction.failed",
@@ -182,8 +184,8 @@ def _fail(
         prev_hash=prev_hash,
         extra={"error": {"code": code, "message": message}, **(extra or {})},
     )
-    add_events(batch, events=[event])
-    batch.execute()
+    add_events(write, events=[event])
+    write.execute()
     schedule_after_commit([txn])
     return txn
 
@@ -206,7 +208,7 @@ def process_pending_transaction(*, transaction_id: uuid.UUID | str) -> Transacti
     )
     actor_id = txn.initiated_by_id
     try:
-        batch, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
+        write, result = plan_movement(locked=locked, txn=txn, actor_id=actor_id)
     except BusinessRuleError as refusal:
         return _fail(
             txn=txn,
@@ -217,7 +219,7 @@ def process_pending_transaction(*, transaction_id: uuid.UUID | str) -> Transacti
             extra={"error_details": refusal.details},
         )
     prev_hash = chain_head(chain=f"txn:{txn.pk}")
-    set_status(txn=txn, target=TransactionStatus.COMPLETED, batch=batch, now=locked.now)
+    set_status(txn=txn, target=TransactionStatus.COMPLETED, write=write, now=locked.now)
     completed = transaction_event(
         txn=txn,
         action="transaction.completed",
@@ -225,9 +227,7 @@ def process_pending_transaction(*, transaction_id: uuid.UUID | str) -> Transacti
         now=locked.now,
         prev_hash=prev_hash,
     )
-    add_events(batch, events=[completed, *result.events])
-    batch.execute()
-    schedule_after_commit([txn])
+    commit_movement(write, events=[completed, *result.events], txns=[txn])
     return txn
 
 
@@ -275,9 +275,9 @@ def requeue_pending_transaction(
         prev_hash=chain_head(chain=f"txn:{txn.pk}"),
         extra={"reason": reason},
     )
-    batch = StatementBatch()
-    add_events(batch, events=[event])
-    batch.execute()
+    write = WriteStatement()
+    add_events(write, events=[event])
+    write.execute()
     enqueue_after_commit(PROCESS_PENDING_TASK, transaction_id=str(txn.pk))
     return txn
 

@@ -46,7 +46,6 @@ from transactions.models import (
 from transactions.services.movements import transfer
 from transactions.services.pending import enqueue_after_commit, worker_exclusive
 from wallet_project.celery import enqueue
-from wallet_project.db import StatementBatch
 from wallet_project.errors import (
     AccountInactiveError,
     InvalidStateError,
@@ -56,6 +55,7 @@ from wallet_project.errors import (
     ValidationFailedError,
     WalletError,
 )
+from wallet_project.statements import WriteStatement
 
 logger = logging.getLogger("wallet.schedules")
 
@@ -204,9 +204,9 @@ def create_schedule(
         updated_at=now,
     )
     _record(schedule=schedule, action="schedule.created", actor_id=actor.pk)
-    statements = StatementBatch()
-    complete_idempotency_key(statements, idempotency=idempotency, result=schedule)
-    statements.execute()
+    write = WriteStatement()
+    complete_idempotency_key(write, idempotency=idempotency, result=schedule)
+    write.execute()
     return schedule
 
 

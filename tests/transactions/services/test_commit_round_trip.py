@@ -1,6 +1,7 @@
 """A movement's last statement and its COMMIT travel together; the block still behaves."""
 
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -11,7 +12,7 @@ from tests.accounts.factories import UserFactory
 from tests.ledger import assert_ledger_holds
 from transactions import services
 from transactions.models import Transaction
-from wallet_project import db
+from wallet_project import statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +56,50 @@ def test_a_transfer_commits_with_its_last_statement_and_runs_the_commit_hooks():
     assert_ledger_holds()
 
 
+def _reverse(sender, recipient):
+    admin = UserFactory(role="admin")
+    original = services.transfer(
+        actor=sender, sender=sender, recipient=recipient, amount=Decimal("4.00"), currency="USD"
+    )
+    return lambda: services.reverse(actor=admin, transaction_id=original.pk, reason="duplicate")
+
+
+def _complete_pending(sender, recipient):
+    with mock.patch.object(services.pending, "enqueue_after_commit"):  # no eager worker run
+        pending = services.create_pending(
+            actor=sender,
+            kind="transfer",
+            from_user=sender,
+            to_user=recipient,
+            amount=Decimal("4.00"),
+            currency="USD",
+        )
+    return lambda: services.process_pending_transaction(transaction_id=pending.pk)
+
+
+@pytest.mark.parametrize("movement", [_reverse, _complete_pending])
+def test_a_reversal_and_a_pending_completion_commit_with_their_last_statement(movement):
+    # given
+    sender, recipient = _funded("10.00"), UserFactory()
+    run = movement(sender, recipient)
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    # when
+    with connection.execute_wrapper(spy):
+        txn = run()
+    # then: one write statement, then COMMIT, as for a transfer
+    assert seen[-3] == statements.GENERIC_PLAN
+    assert seen[-2].startswith("WITH ")
+    assert seen[-1] == "COMMIT"
+    assert txn.status == "completed"
+    assert not connection.in_atomic_block
+    assert_ledger_holds()
+
+
 def test_a_failing_last_statement_raises_a_django_error_and_writes_nothing():
     # given: the sender's chain head is lost, so its next event would fork the chain
     sender, recipient = _funded("10.00"), UserFactory()
@@ -76,14 +121,14 @@ def test_a_failing_last_statement_raises_a_django_error_and_writes_nothing():
 
 def test_inside_an_enclosing_block_the_statement_runs_alone_and_the_block_decides(monkeypatch):
     # given: an enclosing block that is not durable (as a test case's is)
-    batch = db.StatementBatch()
-    batch.add(
+    write = statements.WriteStatement()
+    write.add(
         "INSERT INTO currencies (code, exponent, enabled, name) VALUES (%s, 2, true, %s)",
         ["ZZZ", "Test"],
     )
     # when
     with transaction.atomic():
-        batch.execute_and_commit()
+        write.execute_and_commit()
         assert connection.in_atomic_block
         transaction.set_rollback(True)
     # then: the enclosing block rolled it back, so nothing was committed early
@@ -176,7 +221,7 @@ def test_a_failing_statement_in_the_first_round_trip_rolls_back_the_block():
     sender = _funded("10.00")
     # when
     with pytest.raises(IntegrityError), transaction.atomic(durable=True):
-        db.run_pipelined(
+        statements.run_pipelined(
             [
                 ("UPDATE balances SET amount = amount + 1 WHERE user_id = %s", [sender.pk]),
                 ("UPDATE balances SET amount = -1 WHERE user_id = %s", [sender.pk]),
@@ -186,7 +231,7 @@ def test_a_failing_statement_in_the_first_round_trip_rolls_back_the_block():
     assert Balance.objects.get(user=sender).amount == Decimal("10.00")
     assert connection.connection.info.transaction_status.name == "IDLE"
     with transaction.atomic(durable=True):
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
     assert rows == [(Decimal("10.000"),)]
@@ -199,7 +244,7 @@ def test_statements_after_others_in_the_block_do_not_begin_again():
     with transaction.atomic(durable=True):
         Balance.objects.filter(user=sender).update(amount=Decimal("11.00"))
         began = connection.connection.info.transaction_status.name
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
         transaction.set_rollback(True)
@@ -215,7 +260,7 @@ def test_under_manual_transaction_management_psycopg_begins_as_usual():
     transaction.set_autocommit(False)
     try:
         # when: a pipelined read, a commit, then a write rolled back
-        (rows,) = db.run_pipelined(
+        (rows,) = statements.run_pipelined(
             [("SELECT amount FROM balances WHERE user_id = %s", [sender.pk])]
         )
         transaction.commit()
@@ -241,7 +286,7 @@ def test_a_movements_statement_is_planned_once_per_connection():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE 'WITH w0 AS (UPDATE balances%%'"
+            "WHERE statement LIKE 'WITH w0 AS (UPDATE \"balances\"%%'"
         )
         plans = cursor.fetchall()
         cursor.execute("SHOW plan_cache_mode")
@@ -252,3 +297,72 @@ def test_a_movements_statement_is_planned_once_per_connection():
     assert generic >= 1
     assert custom == 0
     assert_ledger_holds()
+
+
+def _committing_write(code: str) -> statements.WriteStatement:
+    write = statements.WriteStatement()
+    write.add(
+        "INSERT INTO currencies (code, exponent, enabled, name) VALUES (%s, 2, true, %s)",
+        [code, "Test"],
+    )
+    return write
+
+
+def _currency_exists(code: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM currencies WHERE code = %s", [code])
+        return cursor.fetchone()[0] == 1
+
+
+def test_no_query_may_follow_the_commit_in_its_block():
+    # given
+    ran_after_commit: list[bool] = []
+
+    @transaction.atomic(durable=True)
+    def write_then_read() -> None:
+        transaction.on_commit(lambda: ran_after_commit.append(True))
+        _committing_write("ZZY").execute_and_commit()
+        Balance.objects.exists()
+
+    # when: a query after the write that committed the block's transaction
+    with pytest.raises(RuntimeError, match="outside that transaction"):
+        write_then_read()
+    # then: refused before it reached the database; the write stays committed, the block's
+    # hooks were dropped with it, and the connection serves the next query
+    assert ran_after_commit == []
+    assert _currency_exists("ZZY")
+    assert connection.execute_wrappers == []
+    assert connection.connection.info.transaction_status.name == "IDLE"
+
+
+def test_the_commit_hooks_and_the_next_block_may_query():
+    # given
+    seen: list[bool] = []
+    # when
+    with transaction.atomic(durable=True):
+        transaction.on_commit(lambda: seen.append(_currency_exists("ZZX")))
+        _committing_write("ZZX").execute_and_commit()
+    with transaction.atomic(durable=True):
+        seen.append(Balance.objects.exists() is False)
+    # then
+    assert seen == [True, True]
+    assert connection.execute_wrappers == []
+
+
+def test_a_wrapper_around_the_block_keeps_its_place():
+    # given
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    # when: the block ends inside the wrapper's context, with no query after it
+    with connection.execute_wrapper(spy):
+        with transaction.atomic(durable=True):
+            _committing_write("ZZW").execute_and_commit()
+        assert connection.execute_wrappers[-1] is spy
+    _currency_exists("ZZW")
+    # then: the spy was removed when its context ended, and saw only its own queries
+    assert connection.execute_wrappers == []
+    assert seen[-1] == "COMMIT"
