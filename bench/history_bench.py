@@ -200,7 +200,7 @@ def build() -> dict:
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from audit.reconciliation import LEDGER_CHECKS
+    from balances.selectors import LEDGER_CHECKS
 
     call_command("migrate", verbosity=0)
     end = datetime.now(tz=UTC).replace(minute=0, second=0, microsecond=0)

@@ -90,7 +90,7 @@ def prepare(accounts: int) -> list[int]:
 def conservation_ok(expected_total: Decimal) -> tuple[bool, str]:
     from django.db import connection
 
-    from audit.reconciliation import LEDGER_CHECKS
+    from balances.selectors import LEDGER_CHECKS
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT sum(amount) FROM balances")
