@@ -2,6 +2,7 @@
 default, and RabbitMQ, which deployments may choose)."""
 
 import socket
+import time
 
 import pytest
 from kombu import Connection
@@ -74,6 +75,9 @@ def test_a_task_is_delivered_to_its_queue_only(broker, task, queue):
     # when
     with app.amqp.Producer(broker) as producer:
         app.send_task(task, kwargs={}, producer=producer)
-    # then
+    # then (RabbitMQ routes a published message a moment after the publish returns)
+    deadline = time.monotonic() + 5
+    while _depth(broker, queue) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     depths = {name: _depth(broker, name) for name in QUEUES}
     assert depths == {name: int(name == queue) for name in QUEUES}
