@@ -49,7 +49,8 @@ def write_opened_events(apps, schema_editor):
             ]
         )
         for balance, event in zip(rows, events, strict=True):
-            Balance.objects.filter(pk=balance.pk).update(head_hash=event.hash)
+            balance.head_hash = event.hash
+        Balance.objects.bulk_update(rows, ["head_hash"])
 
 
 class Migration(migrations.Migration):
