@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Max, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -22,6 +22,17 @@ def list_current_balances(*, user_id: int, currency: str | None = None) -> Query
     if currency:
         qs = qs.filter(currency_id=currency)
     return qs.order_by("currency_id")
+
+
+def list_recently_active_user_ids(*, since: datetime, limit: int) -> list[int]:
+    """Users whose balances changed since `since`, the most recent first (at most `limit`)."""
+    rows = (
+        Balance.objects.filter(last_updated_at__gte=since)
+        .values("user_id")
+        .annotate(last=Max("last_updated_at"))
+        .order_by("-last")[:limit]
+    )
+    return [row["user_id"] for row in rows]
 
 
 def balance_at(*, user_id: int, currency: str, at: datetime) -> Decimal:

@@ -8,11 +8,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from balances import selectors
+from balances import cache, selectors
 from balances.serializers import (
     AtTimeQuerySerializer,
     AtTimeSerializer,
-    BalanceItemSerializer,
     BalanceQuerySerializer,
     CurrentBalancesSerializer,
     HistoricalQuerySerializer,
@@ -47,12 +46,11 @@ class BalanceViewSet(viewsets.ViewSet):
         user_id = resolve_subject_user_id(
             viewer=request.user, requested=query.validated_data.get("user_id")
         )
-        balances = selectors.list_current_balances(
+        # From the balance cache (Redis) when it holds them; PostgreSQL otherwise.
+        balances = cache.current_balances(
             user_id=user_id, currency=query.validated_data.get("currency")
         )
-        return Response(
-            {"user_id": user_id, "balances": BalanceItemSerializer(balances, many=True).data}
-        )
+        return Response({"user_id": user_id, "balances": balances})
 
     @extend_schema(
         parameters=[HistoricalQuerySerializer],

@@ -33,6 +33,10 @@ def _fast_and_isolated(settings):
     app.conf.task_eager_propagates = True
     with contextlib.suppress(Exception):  # a Redis-outage test may have stopped it
         cache.clear()
+    from balances import cache as balance_cache
+
+    balance_cache.breaker.close()
+    balance_cache._state["missed"] = False
     amounts.forget_currencies()
 
 

@@ -154,6 +154,17 @@ CACHES = {
     }
 }
 
+# The balance cache (balances.cache): `balances/current` from Redis, PostgreSQL the truth.
+BALANCE_CACHE_ENABLED = env.bool("BALANCE_CACHE_ENABLED", default=True)
+BALANCE_CACHE_TTL_SECONDS = env.int("BALANCE_CACHE_TTL_SECONDS", default=3600)
+# Its breaker: this many Redis failures in a row open it; reads then go to PostgreSQL alone
+# for this many seconds before one trial call.
+BALANCE_CACHE_BREAKER_FAILURES = env.int("BALANCE_CACHE_BREAKER_FAILURES", default=3)
+BALANCE_CACHE_BREAKER_RESET_SECONDS = env.float("BALANCE_CACHE_BREAKER_RESET_SECONDS", default=5.0)
+# warm_cache and its beat task: the accounts whose balances changed this recently, at most so many.
+BALANCE_CACHE_WARM_WINDOW_SECONDS = env.int("BALANCE_CACHE_WARM_WINDOW_SECONDS", default=3600)
+BALANCE_CACHE_WARM_LIMIT = env.int("BALANCE_CACHE_WARM_LIMIT", default=10000)
+
 # ---------------------------------------------------------------- auth and passwords
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -330,6 +341,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Every minute: rebuild the transaction counters from the database if they are missing.
     "maintenance.rebuild_stats": {"task": "maintenance.rebuild_stats", "schedule": 60.0},
+    # Every five minutes: read the recently active accounts' balances into the cache.
+    "maintenance.warm_balance_cache": {
+        "task": "maintenance.warm_balance_cache",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
     # Every hour: delete idempotency keys older than their 24-hour retention.
     "maintenance.expire_idempotency_keys": {
         "task": "maintenance.expire_idempotency_keys",
