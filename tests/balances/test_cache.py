@@ -57,7 +57,8 @@ def test_transfers_and_reversals_invalidate_both_sides(
 ):
     with committed():
         user = funded_user("100.00")
-    assert read(user)[0]["amount"] == "100.00" and read(other_user) == []
+    assert read(user)[0]["amount"] == "100.00"
+    assert read(other_user) == []
     with committed():
         txn = services.transfer(
             actor=user, sender=user, recipient=other_user, amount=Decimal("30.00"), currency="USD"
