@@ -120,7 +120,7 @@ def _rows(balances: Iterable[Balance]) -> tuple[int, list[dict[str, str]]]:
 
 
 def _read_database(user_id: int) -> list[Balance]:
-    return list(Balance.objects.filter(user_id=user_id).order_by("currency_id"))
+    return list(selectors.list_current_balances(user_id=user_id))
 
 
 def _only(rows: list[dict[str, str]], currency: str | None) -> list[dict[str, str]]:

@@ -14,6 +14,12 @@ from transactions import views as transaction_views
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _balances_from_postgresql(settings):
+    """balances/current is the read these tests watch PostgreSQL run: not from the cache."""
+    settings.BALANCE_CACHE_ENABLED = False
+
+
 def _session_limits() -> tuple[str, str]:
     with connection.cursor() as cursor:
         cursor.execute(
