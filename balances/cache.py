@@ -23,22 +23,22 @@ so no value older than a movement is served once Redis returns.
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pybreaker
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django_redis import get_redis_connection
 from prometheus_client import Counter
 from redis.exceptions import RedisError
-from rest_framework.fields import DateTimeField
 
 from balances import selectors
 from balances.models import Balance
-from money.amounts import format_amount
 from wallet_project.redis_scripts import run_script
 
 logger = logging.getLogger("wallet.balance_cache")
@@ -80,7 +80,15 @@ return 1
 """
 
 _state: dict[str, Any] = {"missed": False}
-_moment = DateTimeField()  # the API's own rendering of a moment
+
+
+@dataclass(frozen=True)
+class CachedBalance:
+    """A balance as read from the cache: what the API's balance item shows of a `Balance`."""
+
+    currency_id: str
+    amount: Decimal
+    last_updated_at: datetime
 
 
 def _redis() -> Any:
@@ -106,45 +114,52 @@ def _keys(epoch: str, user_id: int) -> tuple[str, str]:
 
 
 def _rows(balances: Iterable[Balance]) -> tuple[int, list[dict[str, str]]]:
+    """The version (sum of `entry_count`) and the stored form of a user's balances."""
     version, rows = 0, []
     for balance in balances:
         version += balance.entry_count
         rows.append(
             {
                 "currency": balance.currency_id,
-                "amount": format_amount(balance.amount, balance.currency_id),
-                "last_updated_at": _moment.to_representation(balance.last_updated_at),
+                "amount": str(balance.amount),
+                "last_updated_at": balance.last_updated_at.isoformat(),
             }
         )
     return version, rows
 
 
-def _read_database(user_id: int) -> list[Balance]:
-    return list(selectors.list_current_balances(user_id=user_id))
+def _balances(rows: list[dict[str, str]], currency: str | None) -> list[CachedBalance]:
+    return [
+        CachedBalance(
+            currency_id=row["currency"],
+            amount=Decimal(row["amount"]),
+            last_updated_at=datetime.fromisoformat(row["last_updated_at"]),
+        )
+        for row in rows
+        if not currency or row["currency"] == currency
+    ]
 
 
-def _only(rows: list[dict[str, str]], currency: str | None) -> list[dict[str, str]]:
-    return [row for row in rows if row["currency"] == currency] if currency else rows
-
-
-def current_balances(*, user_id: int, currency: str | None = None) -> list[dict[str, str]]:
-    """The user's current balances as the API shows them, from Redis when it holds them."""
+def current_balances(*, user_id: int, currency: str | None = None) -> list[Any]:
+    """The user's current balances (`Balance` rows, or their cached copies), from Redis when
+    it holds them, else from PostgreSQL (then stored for the next read)."""
     if not settings.BALANCE_CACHE_ENABLED:
-        return _only(_rows(_read_database(user_id))[1], currency)
+        return list(selectors.list_current_balances(user_id=user_id, currency=currency))
     try:
         found = _contact(lambda client, epoch: _lookup(client, epoch, user_id))
     except (RedisError, pybreaker.CircuitBreakerError) as error:
         logger.debug("balance cache unavailable: %s", error)
         _results["bypass"].inc()
-        return _only(_rows(_read_database(user_id))[1], currency)
+        return list(selectors.list_current_balances(user_id=user_id, currency=currency))
     cached, epoch, generation = found
     if cached is not None:
         _results["hit"].inc()
-        return _only(json.loads(cached), currency)
+        return _balances(json.loads(cached), currency)
     _results["miss"].inc()
-    version, rows = _rows(_read_database(user_id))
+    balances = list(selectors.list_current_balances(user_id=user_id))
+    version, rows = _rows(balances)
     _store(user_id, epoch=epoch, generation=generation, version=version, rows=rows)
-    return _only(rows, currency)
+    return [b for b in balances if not currency or b.currency_id == currency]
 
 
 def _lookup(client: Any, epoch: str, user_id: int) -> tuple[bytes | None, str, str]:
@@ -190,15 +205,24 @@ def invalidate_for_transactions(txns: Iterable[Any]) -> None:
 
 
 def warm(user_ids: Iterable[int]) -> int:
-    """Read the balances of `user_ids` into the cache; how many entries were written."""
+    """Read the balances of `user_ids` into the cache (one query); how many entries were written.
+
+    Every user's generation is read before PostgreSQL, as a miss does, so a movement that
+    commits meanwhile refuses the store of what was read before it.
+    """
+    users = sorted(set(user_ids))
+    if not users:
+        return 0
+    try:
+        seen = _contact(lambda client, epoch: [_lookup(client, epoch, u) for u in users])
+    except (RedisError, pybreaker.CircuitBreakerError):
+        return 0
+    by_user: dict[int, list[Balance]] = defaultdict(list)
+    for balance in selectors.list_current_balances_of(user_ids=users):
+        by_user[balance.user_id].append(balance)
     written = 0
-    for user_id in user_ids:
-        try:
-            _, epoch, generation = _contact(lambda c, e, u=user_id: _lookup(c, e, u))
-        except (RedisError, pybreaker.CircuitBreakerError):
-            return written
-        with transaction.atomic():
-            version, rows = _rows(_read_database(user_id))
+    for user_id, (_, epoch, generation) in zip(users, seen, strict=True):
+        version, rows = _rows(by_user[user_id])
         written += _store(user_id, epoch=epoch, generation=generation, version=version, rows=rows)
     return written
 

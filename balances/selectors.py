@@ -24,6 +24,11 @@ def list_current_balances(*, user_id: int, currency: str | None = None) -> Query
     return qs.order_by("currency_id")
 
 
+def list_current_balances_of(*, user_ids: list[int]) -> QuerySet[Balance]:
+    """The current balances of several users at once, by user and currency."""
+    return Balance.objects.filter(user_id__in=user_ids).order_by("user_id", "currency_id")
+
+
 def list_recently_active_user_ids(*, since: datetime, limit: int) -> list[int]:
     """Users whose balances changed since `since`, the most recent first (at most `limit`)."""
     rows = (

@@ -12,6 +12,7 @@ from balances import cache, selectors
 from balances.serializers import (
     AtTimeQuerySerializer,
     AtTimeSerializer,
+    BalanceItemSerializer,
     BalanceQuerySerializer,
     CurrentBalancesSerializer,
     HistoricalQuerySerializer,
@@ -50,7 +51,9 @@ class BalanceViewSet(viewsets.ViewSet):
         balances = cache.current_balances(
             user_id=user_id, currency=query.validated_data.get("currency")
         )
-        return Response({"user_id": user_id, "balances": balances})
+        return Response(
+            {"user_id": user_id, "balances": BalanceItemSerializer(balances, many=True).data}
+        )
 
     @extend_schema(
         parameters=[HistoricalQuerySerializer],

@@ -129,3 +129,19 @@ def test_warm_cache_writes_the_recently_active_accounts(funded_user, other_user,
     assert read(user)[0]["amount"] == "100.00"
     assert results()["hit"] - before["hit"] == 1
     assert get_redis_connection("default").exists(cache.EPOCH) in (0, 1)
+
+
+def test_warm_reads_several_accounts_in_one_query(
+    funded_user, other_user, committed, django_assert_num_queries
+):
+    with committed():
+        user = funded_user("100.00")
+        services.transfer(
+            actor=user, sender=user, recipient=other_user, amount=Decimal("40.00"), currency="USD"
+        )
+    with django_assert_num_queries(1):
+        assert cache.warm([user.pk, other_user.pk]) == 2
+    before = results()
+    assert read(user)[0]["amount"] == "60.00"
+    assert read(other_user)[0]["amount"] == "40.00"
+    assert results()["hit"] - before["hit"] == 2
